@@ -1,0 +1,1921 @@
+"""exp: experiment design, deployment and optimisation in one file.
+
+Write a function and a TOML file describing its parameter space; exp runs
+every configuration in parallel worker processes (one per CPU slot, or pinned
+one per GPU), journals each finished run at once and resumes an interrupted
+experiment with the same command::
+
+    # space.toml                      # runnable.py
+    [lr]                              def run(lr, layers, **kwargs):
+    type = "random"                       return train(lr, layers)
+    bounds = [1e-4, 1e-1]
+    prior = "log-uniform"             $ exp run -p space.toml -m runnable.py
+    n = 4                             $ exp gopt -p space.toml -m runnable.py -n 50
+    [layers]
+    type = "list"
+    value = [1, 2, 3]
+
+Only the standard library is imported here, so this file can be copied alone
+into a project. Bayesian optimisation (``exp gopt``) lives in ``exp_gopt`` and
+needs the ``gopt`` extra; running on a Dask cluster needs the ``dask`` extra.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.3.0"
+
+__all__ = [
+    "ParamSpace", "Types", "DTypes", "Domain",
+    "Param", "ParamDict", "Namespace", "as_bool", "as_int",
+    "ExpError", "ParamError", "ParamDecodeError", "RunnableError", "JournalError",
+    "load_runnable", "run_experiment", "read_journal", "write_csv", "summarize",
+    "main",
+]
+
+import argparse
+import csv
+import enum
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import random
+import signal
+import sys
+import time
+import tomllib
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+log = logging.getLogger("exp")
+
+# ─── constants and types ─────────────────────────────────────────────────────
+
+
+class Types(str, enum.Enum):
+    """The four parameter types of a param file."""
+
+    VALUE = "value"
+    LIST = "list"
+    RANGE = "range"
+    RANDOM = "random"
+
+
+class DTypes(str, enum.Enum):
+    """Numeric types of range and random parameters."""
+
+    INT = "int"
+    FLOAT = "float"
+
+
+_PRIORS = ("uniform", "log-uniform")
+_KEYS = {
+    Types.VALUE: ("value",),
+    Types.LIST: ("value",),
+    Types.RANGE: ("bounds", "step", "dtype"),
+    Types.RANDOM: ("bounds", "prior", "dtype", "n", "persist"),
+}
+#: Keys exp adds to a configuration; a space may not define them.
+_RESERVED = ("id", "run", "worker", "gpu")
+STATUSES = ("ok", "failed", "timeout", "crashed")
+EXIT_OK, EXIT_NOT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _quoted(items: Iterable[Any]) -> str:
+    return ", ".join(repr(getattr(i, "value", i)) for i in items)
+
+
+# ─── exceptions ──────────────────────────────────────────────────────────────
+
+
+class ExpError(Exception):
+    """Root of every error a user can cause; the CLI prints it in one line."""
+
+
+class ParamError(ExpError, ValueError):
+    """A parameter is invalid: the message names the file and the parameter."""
+
+    def __init__(self, message: str, *, file: str | os.PathLike | None = None,
+                 param: str | None = None):
+        self.file, self.param, self.reason = file, param, message
+        prefix = f"{os.fspath(file)}: " if file is not None else ""
+        prefix += f"[{param}]: " if param is not None else ""
+        super().__init__(prefix + message)
+
+
+class ParamDecodeError(ParamError):
+    """A param file cannot be read or is not valid TOML."""
+
+
+class RunnableError(ExpError):
+    """The runnable cannot be found, imported or called with the space."""
+
+
+class JournalError(ExpError):
+    """A journal cannot be used for this experiment."""
+
+
+class _Interrupted(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so the driver cleans up once."""
+
+
+# ─── helpers ─────────────────────────────────────────────────────────────────
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _exact(x: int | float) -> Fraction:
+    """The decimal a user wrote (0.1 is 1/10, not the nearest binary float)."""
+    return Fraction(x) if isinstance(x, int) else Fraction(repr(x))
+
+
+def _json_default(obj: Any) -> Any:
+    """JSON for numpy scalars and arrays without importing numpy."""
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "shape", None) == ():
+        return obj.item()
+    if hasattr(obj, "tolist") and callable(obj.tolist):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"result of type {type(obj).__name__} is not JSON-serialisable")
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_json_default, separators=(",", ":"))
+
+
+def _file_hash(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _signal_text(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "worker died"
+    if exitcode < 0:
+        try:
+            return f"killed by signal {signal.Signals(-exitcode).name} ({-exitcode})"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"worker exited with code {exitcode}"
+
+
+# ─── parameter space ─────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """What an optimiser needs of one parameter (bounds both ends included)."""
+
+    name: str
+    type: Types
+    dtype: DTypes | None = None
+    low: float | int | None = None
+    high: float | int | None = None
+    prior: str = "uniform"
+    values: tuple = ()
+
+
+class ParamSpace:
+    """A set of named parameters, loaded from a TOML file or built in code.
+
+    ``param_grid`` iterates over every configuration lazily (constant memory
+    for any size); ``size`` is computed without enumerating.
+    """
+
+    def __init__(self, filename: str | os.PathLike | None = None, *, seed: int | None = None):
+        self.filename = os.fspath(filename) if filename is not None else None
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self.params: dict[str, dict[str, Any]] = {}
+        if filename is not None:
+            for name, spec in _read_toml(self.filename).items():
+                self._add(name, spec)
+
+    # building
+    def add_value(self, name: str, value: Any) -> None:
+        self._add(name, {"type": "value", "value": value})
+
+    def add_list(self, name: str, values: Iterable[Any]) -> None:
+        self._add(name, {"type": "list", "value": list(values)})
+
+    def add_range(self, name: str, low: float, high: float, step: float = 1,
+                  dtype: type | str = float) -> None:
+        self._add(name, {"type": "range", "bounds": [low, high], "step": step,
+                         "dtype": _dtype_name(dtype)})
+
+    def add_random(self, name: str, low: float = 0, high: float = 1, prior: str = "uniform",
+                   dtype: type | str = float, n: int = 1, persist: bool = False) -> None:
+        self._add(name, {"type": "random", "bounds": [low, high], "prior": prior,
+                         "dtype": _dtype_name(dtype), "n": n, "persist": persist})
+
+    def _add(self, name: str, spec: Any) -> None:
+        spec = _validate(name, spec, self.filename)
+        if spec.pop("persist", False):
+            spec = {"type": "list", "value": _draw(spec, self._rng)}
+        self.params[name] = spec
+
+    # reading
+    def param_names(self) -> list[str]:
+        return list(self.params)
+
+    def get_param(self, name: str) -> dict[str, Any]:
+        return dict(self._spec(name))
+
+    def domain(self, name: str) -> Domain:
+        spec = self._spec(name)
+        kind = Types(spec["type"])
+        if kind in (Types.VALUE, Types.LIST):
+            values = spec["value"] if kind is Types.LIST else [spec["value"]]
+            return Domain(name, kind, values=tuple(dict.fromkeys(values)))
+        low, high = spec["bounds"]
+        return Domain(name, kind, DTypes(spec["dtype"]), low, high, spec.get("prior", "uniform"))
+
+    def _spec(self, name: str) -> dict[str, Any]:
+        try:
+            return self.params[name]
+        except KeyError:
+            raise ParamError(f"no such parameter (valid names are {_quoted(self.params)})",
+                             file=self.filename, param=name) from None
+
+    @property
+    def size(self) -> int:
+        return math.prod(_count(spec) for spec in self.params.values())
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:
+        return f"ParamSpace({self.filename or ''!r}, params={self.param_names()}, size={self.size})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ParamSpace) and self.params == other.params
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(spec) for name, spec in self.params.items()}
+
+    # configurations
+    def grid_values(self, rng: random.Random | None = None) -> dict[str, list[Any]]:
+        """The values each parameter takes in a grid (random ones drawn from rng)."""
+        rng = rng or self._grid_rng()
+        return {name: _values(spec, rng) for name, spec in self.params.items()}
+
+    def _grid_rng(self) -> random.Random:
+        # With a seed every grid is the same (a resumed experiment needs that);
+        # without one each grid draws afresh.
+        return random.Random(self.seed) if self.seed is not None else self._rng
+
+    def param_grid(self, runs: int = 1) -> Iterator[dict[str, Any]]:
+        """Every configuration, ``runs`` times each: dicts with ``id`` and ``run``."""
+        if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
+            raise ParamError(f"runs must be an integer >= 1, got {runs!r}")
+        values = self.grid_values()
+        names = list(values)
+        for cid, combo in enumerate(itertools.product(*values.values())):
+            config = dict(zip(names, combo))
+            for r in range(1, runs + 1):
+                yield {**config, "id": cid, "run": r}
+
+    def config(self, cid: int, values: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+        """Configuration ``cid`` of the grid, computed directly (mixed radix)."""
+        values = values or self.grid_values()
+        if not 0 <= cid < self.size:
+            raise ParamError(f"unknown config id {cid!r} (valid ids are 0..{self.size - 1})")
+        config, rest = {}, cid
+        for name in reversed(values):
+            rest, i = divmod(rest, len(values[name]))
+            config[name] = values[name][i]
+        return {name: config[name] for name in values}
+
+    def sample_space(self) -> dict[str, Any]:
+        """One random configuration (random parameters drawn afresh)."""
+        return {name: self._rng.choice(_values(spec, self._rng))
+                for name, spec in self.params.items()}
+
+    # writing
+    def write(self, path: str | os.PathLike) -> None:
+        """Write the space as TOML; ``ParamSpace(path)`` reads it back identically."""
+        lines = []
+        for name, spec in self.params.items():
+            lines.append(f"[{_toml_key(name)}]")
+            lines += [f"{key} = {_toml_value(value)}" for key, value in spec.items()]
+            lines.append("")
+        Path(path).write_text("\n".join(lines), encoding="utf-8")
+
+    def write_configs(self, path: str | os.PathLike, runs: int = 1) -> None:
+        """One CSV row per configuration and run: id, run, then the parameters."""
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["id", "run", *self.params])
+            for config in self.param_grid(runs):
+                writer.writerow([config["id"], config["run"], *(config[n] for n in self.params)])
+
+    def write_config_files(self, directory: str | os.PathLike) -> list[Path]:
+        """One TOML file per configuration (``config-ID.toml``, with ``id``)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for config in self.param_grid():
+            path = directory / f"config-{config['id']}.toml"
+            path.write_text("".join(f"{_toml_key(k)} = {_toml_value(v)}\n"
+                                    for k, v in config.items() if k != "run"), encoding="utf-8")
+            paths.append(path)
+        return paths
+
+
+def _dtype_name(dtype: type | str) -> str:
+    return {int: "int", float: "float"}.get(dtype, dtype) if isinstance(dtype, type) else dtype
+
+
+def _read_toml(filename: str) -> dict[str, Any]:
+    try:
+        with open(filename, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ParamDecodeError("no such file", file=filename) from None
+    except IsADirectoryError:
+        raise ParamDecodeError("is a directory, not a param file", file=filename) from None
+    except OSError as e:
+        raise ParamDecodeError(f"cannot read: {e.strerror}", file=filename) from None
+    except UnicodeDecodeError as e:
+        raise ParamDecodeError(f"not UTF-8 text ({e.reason} at byte {e.start})",
+                               file=filename) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ParamDecodeError(f"invalid TOML: {e}", file=filename) from None
+
+
+def _validate(name: Any, spec: Any, file: str | None) -> dict[str, Any]:
+    """Check one parameter table and return it with every default filled in."""
+    def fail(message: str) -> ParamError:
+        return ParamError(message, file=file, param=name)
+
+    if not isinstance(name, str) or not name:
+        raise ParamError(f"parameter names must be non-empty strings, got {name!r}", file=file)
+    if name in _RESERVED:
+        raise fail(f"{name!r} is a reserved name ({_quoted(_RESERVED)} are added by exp)")
+    if not isinstance(spec, dict):
+        raise fail(f"expected a table with a 'type' key, got {spec!r}")
+    if "type" not in spec:
+        raise fail(f"missing key 'type' (valid types are {_quoted(Types)})")
+    try:
+        kind = Types(spec["type"])
+    except ValueError:
+        raise fail(f"unknown type {spec['type']!r} (valid types are {_quoted(Types)})") from None
+    for key in spec:
+        if key != "type" and key not in _KEYS[kind]:
+            raise fail(f"unknown key {key!r} for type {kind.value!r} (valid keys are "
+                       f"{_quoted(_KEYS[kind])})")
+    if kind is Types.VALUE:
+        if "value" not in spec:
+            raise fail("missing key 'value'")
+        _check_plain(spec["value"], fail)
+        return {"type": kind.value, "value": spec["value"]}
+    if kind is Types.LIST:
+        return {"type": kind.value, "value": _check_list(spec.get("value"), fail)}
+    dtype = spec.get("dtype", "float")
+    if dtype not in ("int", "float"):
+        raise fail(f"unknown dtype {dtype!r} (valid dtypes are {_quoted(DTypes)})")
+    default_bounds = [0, 1] if kind is Types.RANDOM else None
+    low, high = _check_bounds(spec.get("bounds", default_bounds), dtype, fail)
+    if kind is Types.RANGE:
+        step = spec.get("step", 1)
+        if not _is_number(step) or not math.isfinite(step) or step <= 0:
+            raise fail(f"step must be a number > 0, got {step!r}")
+        if dtype == "int" and step != int(step):
+            raise fail(f"step must be an integer for dtype 'int', got {step!r}")
+        return {"type": kind.value, "bounds": [low, high], "step": step, "dtype": dtype}
+    prior = spec.get("prior", "uniform")
+    if prior not in _PRIORS:
+        raise fail(f"unknown prior {prior!r} (valid priors are {_quoted(_PRIORS)})")
+    if prior == "log-uniform" and low <= 0:
+        raise fail(f"log-uniform bounds must be > 0, got [{low!r}, {high!r}]")
+    n = spec.get("n", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise fail(f"n must be an integer >= 1, got {n!r}")
+    persist = spec.get("persist", False)
+    if not isinstance(persist, bool):
+        raise fail(f"persist must be true or false, got {persist!r}")
+    return {"type": kind.value, "bounds": [low, high], "prior": prior, "dtype": dtype,
+            "n": n, "persist": persist}
+
+
+def _check_bounds(bounds: Any, dtype: str, fail: Callable[[str], ParamError]) -> tuple:
+    if bounds is None:
+        raise fail("missing key 'bounds' (expected [low, high])")
+    if (not isinstance(bounds, (list, tuple)) or len(bounds) != 2
+            or not all(_is_number(b) for b in bounds)):
+        raise fail(f"bounds must be [low, high] with two numbers, got {bounds!r}")
+    low, high = bounds
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise fail(f"bounds must be finite, got [{low!r}, {high!r}]")
+    if not low < high:
+        raise fail(f"bounds must be [low, high] with low < high, got [{low!r}, {high!r}]")
+    if dtype == "int":
+        if low != int(low) or high != int(high):
+            raise fail(f"bounds must be integers for dtype 'int', got [{low!r}, {high!r}]")
+        return int(low), int(high)
+    return low, high
+
+
+def _check_plain(value: Any, fail: Callable[[str], ParamError]) -> None:
+    """Values must survive the JSON journal: no dates or times."""
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_plain(v, fail)
+    elif isinstance(value, list):
+        for v in value:
+            _check_plain(v, fail)
+    elif not isinstance(value, (str, int, float, bool)):
+        raise fail(f"values must be strings, numbers, booleans, arrays or tables, "
+                   f"got {type(value).__name__} {value!r}")
+
+
+def _kind(x: Any) -> str:
+    return "number" if _is_number(x) else type(x).__name__
+
+
+def _check_list(values: Any, fail: Callable[[str], ParamError]) -> list[Any]:
+    if values is None:
+        raise fail("missing key 'value' (expected an array such as [1, 2, 3])")
+    if not isinstance(values, list):
+        raise fail(f"value must be an array, got {values!r}")
+    if not values:
+        raise fail("value is an empty array (give at least one value)")
+    kinds = {_kind(v) for v in values}
+    if not kinds <= {"number", "str", "bool"}:
+        raise fail(f"list values must be strings, numbers or booleans, got {values!r}")
+    if len(kinds) > 1:
+        raise fail(f"value is not a homogeneous array (mixes {' and '.join(sorted(kinds))}): "
+                   f"{values!r}")
+    return list(values)
+
+
+def _range_count(low: Any, high: Any, step: Any) -> int:
+    return max(0, math.ceil((_exact(high) - _exact(low)) / _exact(step)))
+
+
+def _count(spec: dict[str, Any]) -> int:
+    kind = spec["type"]
+    if kind == "value":
+        return 1
+    if kind == "list":
+        return len(spec["value"])
+    if kind == "random":
+        return spec["n"]
+    return _range_count(*spec["bounds"], spec["step"])
+
+
+def _values(spec: dict[str, Any], rng: random.Random) -> list[Any]:
+    kind = spec["type"]
+    if kind == "value":
+        return [spec["value"]]
+    if kind == "list":
+        return spec["value"]
+    if kind == "random":
+        return _draw(spec, rng)
+    low, high = spec["bounds"]
+    cast = int if spec["dtype"] == "int" else float
+    start, step = _exact(low), _exact(spec["step"])
+    return [cast(start + i * step) for i in range(_range_count(low, high, spec["step"]))]
+
+
+def _draw(spec: dict[str, Any], rng: random.Random) -> list[Any]:
+    """``n`` values from the prior on [low, high)."""
+    low, high = spec["bounds"]
+    log_scale = spec["prior"] == "log-uniform"
+    out = []
+    for _ in range(spec["n"]):
+        x = (math.exp(rng.uniform(math.log(low), math.log(high))) if log_scale
+             else rng.uniform(low, high))
+        out.append(min(int(math.floor(x)), high - 1) if spec["dtype"] == "int"
+                   else min(x, math.nextafter(high, low)))
+    return out
+
+
+def _toml_key(key: str) -> str:
+    if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key):
+        return key
+    return _toml_value(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        # JSON strings are TOML basic strings, but for DEL which TOML forbids raw.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+# ─── arguments (ParamDict, Namespace) ────────────────────────────────────────
+
+_TRUE = ("yes", "true", "t", "y", "1")
+_FALSE = ("no", "false", "f", "n", "0")
+
+
+def as_bool(value: Any) -> bool:
+    """``True`` for yes/true/t/y/1 and ``False`` for their negatives (any case)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"cannot read {value!r} as a boolean (use one of {_quoted(_TRUE + _FALSE)})")
+
+
+def as_int(value: Any) -> int:
+    """An int from an int, an integral float or a string such as ``"2.0"``; never truncates."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"cannot read {value!r} as an integer") from None
+    if isinstance(value, bool) or not number.is_integer():
+        raise ValueError(f"cannot read {value!r} as an integer without losing its fraction"
+                         if math.isfinite(number) and not isinstance(value, bool)
+                         else f"cannot read {value!r} as an integer")
+    return int(number)
+
+
+_CONVERTERS: dict[Any, Callable[[Any], Any]] = {bool: as_bool, int: as_int}
+
+
+class Param(NamedTuple):
+    """How to read one argument: a type function, a default and, optionally, the options."""
+
+    typefn: Callable[[Any], Any]
+    default: Any = None
+    options: tuple | list | None = None
+
+
+class Namespace:
+    """Attribute access to a dict of arguments, with a readable repr."""
+
+    def __init__(self, values: dict[str, Any] | None = None, **kwargs: Any):
+        self.__dict__.update(values or {}, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Namespace({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Namespace) and vars(self) == vars(other)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dict__)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.__dict__
+
+
+class ParamDict(dict):
+    """A dict of arguments with defaults, type conversion and allowed options.
+
+    ``spec`` maps names to ``Param`` or tuples ``(typefn, default[, options])``.
+    Assigning a known name converts the value (``"yes"`` to ``True`` for a bool,
+    ``"2.0"`` to ``2`` for an int) and checks it against the options.
+    """
+
+    def __init__(self, spec: dict[str, Param | tuple] | None = None):
+        super().__init__()
+        self.spec: dict[str, Param] = {}
+        for name, param in (spec or {}).items():
+            self.add(name, *param)
+
+    def add(self, name: str, typefn: Callable[[Any], Any], default: Any = None,
+            options: Iterable[Any] | None = None) -> None:
+        self.spec[name] = Param(typefn, default, tuple(options) if options is not None else None)
+        if default is not None:
+            self[name] = default
+        else:
+            super().__setitem__(name, None)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        param = self.spec.get(name)
+        if param is not None and value is not None:
+            convert = _CONVERTERS.get(param.typefn, param.typefn)
+            try:
+                value = convert(value)
+            except (TypeError, ValueError) as e:
+                raise ParamError(str(e), param=name) from None
+            if param.options is not None and value not in param.options:
+                raise ParamError(f"{value!r} is not one of the options ({_quoted(param.options)})",
+                                 param=name)
+        super().__setitem__(name, value)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for name, value in dict(*args, **kwargs).items():
+            self[name] = value
+
+    def from_dict(self, values: dict[str, Any]) -> None:
+        """Take the values whose names are in the spec; ignore the rest."""
+        for name, value in values.items():
+            if name in self.spec:
+                self[name] = value
+
+    def to_namespace(self) -> Namespace:
+        return Namespace(dict(self))
+
+
+# ─── runnable loading ────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class _Runnable:
+    """Where the function lives: a file or an importable module, and its name."""
+
+    spec: str
+    file: str | None  # absolute path of the .py file, None for a module spec
+    module: str | None  # dotted module name, None for a file spec
+    function: str
+
+    @property
+    def identity(self) -> str:
+        """What must match for a journal to be resumed (survives moving the folder)."""
+        where = os.path.basename(self.file) if self.file else self.module
+        return f"{where}:{self.function}"
+
+    def source_hash(self) -> str:
+        if self.file:
+            return _file_hash(self.file)
+        origin = _module_origin(self.module)
+        return _file_hash(origin) if origin else ""
+
+
+def _parse_runnable(spec: str) -> _Runnable:
+    path, _, function = spec.rpartition(":") if ":" in spec.replace("\\:", "") else (spec, "", "")
+    if os.name == "nt" and len(path) == 1:  # a drive letter, not a function
+        path, function = spec, ""
+    function = function or "run"
+    if not function.isidentifier():
+        raise RunnableError(f"{spec}: {function!r} is not a function name")
+    if path.endswith(".py") or os.sep in path or "/" in path:
+        file = os.path.abspath(path)
+        if not os.path.isfile(file):
+            raise RunnableError(f"{path}: no such file (give path/to/file.py, "
+                                "file.py:function or package.module:function)")
+        return _Runnable(spec, file, None, function)
+    if not all(part.isidentifier() for part in path.split(".")):
+        raise RunnableError(f"{spec}: not a file.py or package.module name")
+    return _Runnable(spec, None, path, function)
+
+
+def _module_origin(module: str) -> str | None:
+    import importlib.util
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as e:
+        raise RunnableError(f"{module}: cannot import its package: {e}") from None
+    if found is None:
+        raise RunnableError(f"{module}: no such module on sys.path (is it installed, or "
+                            "should it be a path to a .py file?)")
+    return found.origin if found.origin and found.origin.endswith(".py") else None
+
+
+def _static_signature(runnable: _Runnable) -> tuple[set[str], set[str], bool] | None:
+    """(accepted names, required names, takes **kwargs) read from the source.
+
+    Reading the source with ``ast`` instead of importing it keeps heavy imports
+    (and CUDA initialisation) out of the driver. None when the function is not
+    a plain ``def`` in that file (assigned, imported): then workers check it.
+    """
+    import ast
+    file = runnable.file or _module_origin(runnable.module)
+    if not file:
+        return None
+    where = runnable.spec.rpartition(":")[0] if ":" in runnable.spec else runnable.spec
+    try:
+        tree = ast.parse(Path(file).read_bytes(), filename=file)
+    except SyntaxError as e:
+        raise RunnableError(f"{where}: syntax error at line {e.lineno}: {e.msg}") from None
+    except (OSError, ValueError) as e:
+        raise RunnableError(f"{where}: cannot read: {e}") from None
+    found = None
+    bound_otherwise = False  # assigned, imported or defined conditionally: cannot read it
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == runnable.function:
+            found = node
+        elif runnable.function in _bound_names(node):
+            bound_otherwise = True
+    if found is None:
+        if bound_otherwise:
+            return None
+        raise RunnableError(f"{where}: no function {runnable.function!r} (define "
+                            f"def {runnable.function}(**params) or name another with "
+                            f"{where}:FUNCTION)")
+    if isinstance(found, ast.AsyncFunctionDef):
+        raise RunnableError(f"{where}: {runnable.function}() is async; exp calls plain functions")
+    a = found.args
+    named = [x.arg for x in a.args] + [x.arg for x in a.kwonlyargs]
+    positional = a.posonlyargs + a.args
+    n_required = len(positional) - len(a.defaults)
+    required = {x.arg for x in positional[:n_required]}
+    required |= {x.arg for x, d in zip(a.kwonlyargs, a.kw_defaults) if d is None}
+    return set(named), required, a.kwarg is not None
+
+
+def _bound_names(node: Any) -> set[str]:
+    """Top-level names a statement binds other than by a plain ``def``."""
+    import ast
+    names = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+            names.add(sub.id)
+        elif isinstance(sub, ast.alias):
+            names.add(sub.asname or sub.name.split(".")[0])
+        elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(sub.name)
+    return names
+
+
+def _check_signature(runnable: _Runnable, names: Iterable[str]) -> None:
+    """Refuse before any run a space the function cannot be called with."""
+    sig = _static_signature(runnable)
+    if sig is None:
+        return
+    accepted, required, var_kw = sig
+    names = set(names)
+    where = runnable.spec
+    for name in sorted(names - accepted) if not var_kw else ():
+        raise RunnableError(f"{where}: {runnable.function}() does not accept the parameter "
+                            f"{name!r} of the space (add it to the signature or add **kwargs)")
+    missing = required - names - set(_RESERVED)
+    if missing:
+        raise RunnableError(f"{where}: {runnable.function}() requires {_quoted(sorted(missing))}, "
+                            "which the space does not define (add it to the param file or give "
+                            "it a default)")
+
+
+def load_runnable(spec: str) -> Callable[..., Any]:
+    """Import and return the function named by ``file.py``, ``file.py:func`` or ``pkg.mod:func``."""
+    import importlib
+    import importlib.util
+    runnable = _parse_runnable(spec)
+    if runnable.file:
+        folder = os.path.dirname(runnable.file)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)  # so the runnable's own imports work
+        name = "_exp_runnable_" + Path(runnable.file).stem
+        module_spec = importlib.util.spec_from_file_location(name, runnable.file)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        module_spec.loader.exec_module(module)
+    else:
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        module = importlib.import_module(runnable.module)
+    func = getattr(module, runnable.function, None)
+    if not callable(func):
+        raise RunnableError(f"{spec}: no function {runnable.function!r}")
+    return func
+
+
+def _accepted_extras(func: Callable[..., Any]) -> tuple[bool, frozenset[str]]:
+    """(takes **kwargs, which of exp's extra keys it accepts by name)."""
+    import inspect
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return True, frozenset()
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return var_kw, frozenset(names & set(_RESERVED))
+
+
+# ─── journal ─────────────────────────────────────────────────────────────────
+
+
+def _read_lines(path: Path) -> tuple[dict | None, list[dict], int]:
+    """(header, records, lines skipped). A torn or garbled line is skipped, never fatal."""
+    header, records, skipped = None, [], 0
+    with open(path, "rb") as f:
+        for raw in f:
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                skipped += 1
+                continue
+            if not isinstance(obj, dict):
+                skipped += 1
+            elif obj.get("kind") == "header":
+                header = header or obj
+            elif "id" in obj and "run" in obj and obj.get("status") in STATUSES:
+                records.append(obj)
+            else:
+                skipped += 1
+    return header, records, skipped
+
+
+def read_journal(path: str | os.PathLike, *, latest: bool = True) -> list[dict[str, Any]]:
+    """The run records of a journal; with ``latest``, the last one of each (id, run)."""
+    path = Path(path)
+    if not path.is_file():
+        raise JournalError(f"{path}: no such journal")
+    _, records, skipped = _read_lines(path)
+    if skipped:
+        log.warning("%s: skipped %d unreadable line(s)", path, skipped)
+    if not latest:
+        return records
+    last = {(r["id"], r["run"]): r for r in records}
+    return sorted(last.values(), key=lambda r: (r["id"], r["run"]))
+
+
+def _header_diff(old: dict, new: dict) -> str | None:
+    """What makes a journal belong to another experiment, in words, or None."""
+    if old.get("command") != new["command"]:
+        return f"it was written by 'exp {old.get('command')}', not 'exp {new['command']}'"
+    if old.get("runnable") != new["runnable"]:
+        return f"it is for the runnable {old.get('runnable')!r}, not {new['runnable']!r}"
+    old_space, new_space = old.get("space") or {}, new["space"]
+    for name in old_space.keys() - new_space.keys():
+        return f"its space has the parameter {name!r}, which this one does not"
+    for name in new_space.keys() - old_space.keys():
+        return f"its space lacks the parameter {name!r}"
+    for name in new_space:
+        if old_space[name] != new_space[name]:
+            return f"parameter {name!r} was {old_space[name]} and is now {new_space[name]}"
+    for key in ("seed", "runs"):
+        if key in new and old.get(key) != new[key]:
+            return f"it was run with {key} {old.get(key)!r}, not {new[key]!r}"
+    return None
+
+
+class _Journal:
+    """The append-only JSON-lines journal of one experiment, owned by one driver."""
+
+    def __init__(self, path: Path, header: dict[str, Any], *, fresh: bool = False):
+        self.path = path
+        self.records: list[dict] = []
+        self._file = None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh and path.exists():
+            _move_aside(path)
+        if path.exists() and path.stat().st_size:
+            old, self.records, skipped = _read_lines(path)
+            if old is None and self.records:
+                raise JournalError(f"{path}: has runs but no header line; move it away or "
+                                   "use --fresh")
+            if old is not None:
+                diff = _header_diff(old, header)
+                if diff:
+                    raise JournalError(f"{path} belongs to another experiment: {diff} "
+                                       "(use --fresh to start over, or --name for a new journal)")
+                if old.get("runnable_hash") != header.get("runnable_hash"):
+                    log.warning("%s has changed since this journal was started; new runs "
+                                "record the new version", header["runnable"])
+                header = old
+            if skipped:
+                log.warning("%s: skipped %d unreadable line(s) (a torn last line is normal "
+                            "after a crash)", path, skipped)
+        self.header = header
+        self._open()
+        if not self._had_header:
+            self.write(_dumps(header).encode() + b"\n")
+            self.flush()
+
+    def _open(self) -> None:
+        try:
+            self._file = open(self.path, "ab")
+        except OSError as e:
+            raise JournalError(f"cannot write the journal {self.path}: {e.strerror}") from None
+        if _fcntl is not None:
+            try:
+                _fcntl.flock(self._file.fileno(), _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+            except OSError:
+                self._file.close()
+                raise JournalError(f"{self.path} is in use by another exp process "
+                                   "(wait for it, or use --name)") from None
+        size = self._file.tell()
+        self._had_header = size > 0
+        if size:
+            with open(self.path, "rb") as f:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":  # a torn last line: start on a line of our own
+                    self._file.write(b"\n")
+
+    def write(self, line: bytes) -> None:
+        self._file.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._file.flush()
+        except OSError as e:
+            raise JournalError(f"cannot write the journal {self.path}: {e.strerror}") from None
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            finally:
+                self._file.close()
+                self._file = None
+
+
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    _fcntl = None
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename NAME.jsonl (and NAME.logs) to NAME.old-K.* with the first free K."""
+    stem = path.name.removesuffix(".jsonl")
+    for k in itertools.count(1):
+        target = path.with_name(f"{stem}.old-{k}.jsonl")
+        if not target.exists():
+            break
+    path.rename(target)
+    logs = path.with_name(stem + ".logs")
+    if logs.is_dir():
+        logs.rename(path.with_name(f"{stem}.old-{k}.logs"))
+    log.warning("moved the old journal to %s", target)
+    return target
+
+
+def _flat(record: dict[str, Any], param_names: Iterable[str]) -> dict[str, Any]:
+    row = {"id": record["id"], "run": record["run"], "status": record["status"],
+           "seconds": record.get("seconds")}
+    params = record.get("params") or {}
+    for name in param_names:
+        row[name] = params.get(name)
+    result = record.get("result")
+    if isinstance(result, dict):
+        for key, value in result.items():
+            row[key if key not in row else f"result.{key}"] = value
+    else:
+        row["result"] = result
+    error = record.get("error")
+    row["error"] = error.strip().splitlines()[-1] if error else ""
+    return row
+
+
+def write_csv(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """One flat row per run (a dict result spread into columns), written atomically."""
+    path = Path(path)
+    names = list(dict.fromkeys(n for r in records for n in (r.get("params") or {})))
+    rows = [_flat(r, names) for r in records]
+    columns = list(dict.fromkeys(k for row in rows for k in row)) or ["id", "run", "status"]
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# ─── worker (child side) ─────────────────────────────────────────────────────
+
+
+@dataclass(slots=True)
+class _Task:
+    """One run to do: configuration ``id``, repeat ``run`` (from 1), its parameters."""
+
+    id: int
+    run: int
+    params: dict[str, Any]
+
+
+def _record(task: _Task, status: str, result: Any, error: str | None, worker: int,
+            gpu: str | None, start: float, end: float, runnable_hash: str) -> bytes:
+    """A journal line; built the same way by workers and, for deaths, by the driver."""
+    return (_dumps({"id": task.id, "run": task.run, "params": task.params, "status": status,
+                    "result": result, "error": error, "worker": worker, "gpu": gpu,
+                    "start": round(start, 6), "end": round(end, 6),
+                    "seconds": round(end - start, 6), "runnable_hash": runnable_hash})
+            + "\n").encode()
+
+
+#: First byte of each message a worker sends; results carry a journal line after it.
+_MSG_READY, _MSG_FATAL, _MSG_OK, _MSG_FAILED = b"R", b"X", b"o", b"f"
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker if the driver dies (kill -9 included)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
+
+
+class _Capture:
+    """Send fds 1 and 2 to a reused per-worker file; keep it as a run's log only if written.
+
+    File-descriptor level, so output of C extensions and subprocesses is caught.
+    A run that prints nothing costs two flushes and an fstat.
+    """
+
+    def __init__(self, logs: Path, worker: int):
+        self.logs, self.tmp = logs, logs / f".w{worker}.{os.getpid()}.tmp"
+        self._open()
+
+    def _open(self) -> None:
+        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+    def keep(self, task: _Task) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        if os.fstat(1).st_size:
+            os.replace(self.tmp, self.logs / f"{task.id}-{task.run}.log")
+            self._open()
+
+    def close(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def _worker_main(conn, runnable: str, worker: int, gpu: str | None, logs: str,
+                 runnable_hash: str) -> None:
+    """Run the tasks the driver sends, in order, reporting each as it ends."""
+    import traceback
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
+    if gpu is not None:  # before the user's module can import CUDA
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    capture = _Capture(Path(logs), worker)
+    try:
+        func = load_runnable(runnable)
+        var_kw, extras_named = _accepted_extras(func)
+    except BaseException:
+        text = traceback.format_exc()
+        sys.stderr.write(text)
+        conn.send_bytes(_MSG_FATAL + text.encode())
+        return
+    extras = {"worker": worker, "gpu": gpu}
+    conn.send_bytes(_MSG_READY)
+    clock = time.time
+    while True:
+        try:
+            batch = conn.recv()
+        except (EOFError, OSError):
+            break
+        if batch is None:
+            break
+        for tid, trun, params in batch:
+            task = _Task(tid, trun, params)
+            kwargs = dict(params)
+            for key, value in (("id", tid), ("run", trun), *extras.items()):
+                if var_kw or key in extras_named:
+                    kwargs[key] = value
+            start = clock()
+            try:
+                result = func(**kwargs)
+                line = _record(task, "ok", result, None, worker, gpu, start, clock(),
+                               runnable_hash)
+                status = _MSG_OK
+            except BaseException as e:  # noqa: BLE001 - a failing run is data
+                end = clock()
+                text = traceback.format_exc()
+                if isinstance(e, TypeError) and "JSON" in str(e):
+                    text = f"the run returned a value exp cannot journal: {e}\n"
+                sys.stderr.write(text)
+                line = _record(task, "failed", None, text, worker, gpu, start, end,
+                               runnable_hash)
+                status = _MSG_FAILED
+            capture.keep(task)
+            conn.send_bytes(status + line)
+    capture.close()
+
+
+# ─── pool (parent side) ──────────────────────────────────────────────────────
+#
+#   driver ──batch of tasks──► pipe ──► worker 0 ── runs them in order ──┐
+#     ▲   ──batch of tasks──► pipe ──► worker 1 ──                       │
+#     └────────── one journal line per run, as it ends ◄─────────────────┘
+#     │
+#     └──► journal (NAME.jsonl), one write per line, one flush per wake-up
+#
+# driver: owns the journal; knows, per worker, the ordered queue it sent, so
+#   the head of that queue is the run in progress. It blocks on
+#   connection.wait(pipes + process sentinels, timeout=next deadline).
+# worker: reads batches from its pipe, writes run logs, sends journal lines.
+# A dead worker (sentinel ready) is blamed for its head task only; the tasks
+# queued behind it go back to the pending set and the worker is replaced.
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """A finished run as the experiment loop sees it."""
+
+    task: _Task
+    status: str
+    line: bytes  # the journal line, ready to append
+
+    def record(self) -> dict[str, Any]:
+        return json.loads(self.line)
+
+
+@dataclass(slots=True)
+class _Worker:
+    index: int
+    gpu: str | None
+    process: Any
+    conn: Any
+    queue: deque = field(default_factory=deque)  # sent tasks in run order; [0] is running
+    ready: bool = False  # runnable loaded; the head's clock starts then
+    head_since: float = 0.0  # monotonic time the head task started (once ready)
+    head_wall: float = 0.0  # the same, wall clock, for a record the driver writes
+
+
+class _LocalPool:
+    """Worker processes on this machine, one per slot (a slot is None or GPU ids)."""
+
+    #: Target seconds of work queued per worker when runs are short: enough to
+    #: hide the round trip, small enough to balance the tail and limit requeues.
+    QUEUE_SECONDS = 0.02
+    MAX_QUEUE = 256
+
+    def __init__(self, runnable: str, slots: list[str | None], *, logs: Path,
+                 runnable_hash: str, timeout: float | None = None, batching: bool = True):
+        import multiprocessing
+        self._ctx = multiprocessing.get_context("spawn")  # fork and CUDA do not mix
+        self.runnable, self.slots, self.logs = runnable, slots, logs
+        self.runnable_hash, self.timeout, self.batching = runnable_hash, timeout, batching
+        self.workers: list[_Worker | None] = [None] * len(slots)
+        self.pending: deque[_Task] = deque()  # submitted, not yet sent to a worker
+        self._mean = 1.0  # moving mean of run seconds; sets the queue depth
+        self.startup_seconds = 0.0
+
+    @property
+    def capacity(self) -> int:
+        return len(self.slots)
+
+    def start(self) -> None:
+        self._t_start = time.monotonic()
+        for i in range(len(self.slots)):
+            self._spawn(i)
+
+    def _spawn(self, i: int) -> None:
+        parent, child = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=_worker_main, name=f"exp-worker-{i}", daemon=True,
+            args=(child, self.runnable, i, self.slots[i], str(self.logs), self.runnable_hash))
+        process.start()
+        child.close()  # else the driver would never see EOF from a dead worker
+        self.workers[i] = _Worker(i, self.slots[i], process, parent)
+
+    def _depth(self) -> int:
+        if not self.batching:
+            return 1
+        return max(1, min(self.MAX_QUEUE, int(self.QUEUE_SECONDS / max(self._mean, 1e-6)) + 1))
+
+    def room(self) -> int:
+        """How many more tasks to submit now to keep every worker busy."""
+        depth = self._depth()
+        return max(0, sum(depth - len(w.queue) for w in self.workers if w) - len(self.pending))
+
+    def submit(self, task: _Task) -> None:
+        self.pending.append(task)
+
+    def busy(self) -> bool:
+        return bool(self.pending) or any(w and w.queue for w in self.workers)
+
+    def _dispatch(self) -> None:
+        depth = self._depth()
+        for w in sorted((w for w in self.workers if w), key=lambda w: len(w.queue)):
+            if not self.pending:
+                return
+            batch = []
+            while self.pending and len(w.queue) + len(batch) < depth:
+                batch.append(self.pending.popleft())
+            if batch:
+                if not w.queue and w.ready:
+                    w.head_since, w.head_wall = time.monotonic(), time.time()
+                w.queue.extend(batch)
+                # Small messages on a socketpair: the send cannot block for long,
+                # because the worker reads its pipe between runs.
+                w.conn.send([(t.id, t.run, t.params) for t in batch])
+
+    def wait(self) -> list[_Outcome]:
+        """Dispatch, then block until something happens; return the runs that ended."""
+        from multiprocessing.connection import wait
+        self._dispatch()
+        outcomes: list[_Outcome] = []
+        waitables = {}
+        for w in self.workers:
+            if w:
+                waitables[w.conn] = w
+                waitables[w.process.sentinel] = w
+        ready = wait(list(waitables), timeout=self._next_deadline())
+        for obj in ready:
+            w = waitables[obj]
+            if self.workers[w.index] is not w:
+                continue  # already replaced this round
+            if obj is w.conn:
+                self._on_messages(w, outcomes)
+            else:
+                self._on_death(w, outcomes)
+        self._kill_overdue(outcomes)
+        return outcomes
+
+    def _next_deadline(self) -> float | None:
+        if self.timeout is None:
+            return None
+        heads = [w.head_since for w in self.workers if w and w.queue and w.ready]
+        if not heads:
+            return None
+        return max(0.0, min(heads) + self.timeout - time.monotonic())
+
+    def _on_messages(self, w: _Worker, outcomes: list[_Outcome]) -> None:
+        try:
+            while w.conn.poll():
+                msg = w.conn.recv_bytes()
+                kind = msg[:1]
+                if kind == _MSG_READY:
+                    w.ready = True
+                    if not self.startup_seconds and all(x and x.ready for x in self.workers):
+                        self.startup_seconds = time.monotonic() - self._t_start
+                    w.head_since, w.head_wall = time.monotonic(), time.time()
+                elif kind == _MSG_FATAL:
+                    raise RunnableError(_fatal_message(self.runnable, msg[1:].decode()))
+                else:
+                    self._on_result(w, kind, msg[1:], outcomes)
+        except (EOFError, OSError):
+            pass  # the worker is gone; its sentinel reports it
+
+    def _on_result(self, w: _Worker, kind: bytes, line: bytes, outcomes: list[_Outcome]) -> None:
+        task = w.queue.popleft()
+        now = time.monotonic()
+        self._mean += 0.2 * (now - w.head_since - self._mean)
+        w.head_since, w.head_wall = now, time.time()
+        outcomes.append(_Outcome(task, "ok" if kind == _MSG_OK else "failed", line))
+
+    def _on_death(self, w: _Worker, outcomes: list[_Outcome]) -> None:
+        self._on_messages(w, outcomes)  # results it sent before dying still count
+        w.process.join()
+        if not w.ready:
+            raise RunnableError(f"{self.runnable}: a worker died while loading it "
+                                f"({_signal_text(w.process.exitcode)}); see {self.logs}")
+        if w.queue:
+            outcomes.append(self._blame(w, "crashed", _signal_text(w.process.exitcode)))
+        self._respawn(w)
+
+    def _kill_overdue(self, outcomes: list[_Outcome]) -> None:
+        if self.timeout is None:
+            return
+        now = time.monotonic()
+        for w in list(self.workers):
+            if w and w.queue and w.ready and now - w.head_since >= self.timeout:
+                self._on_messages(w, outcomes)  # it may have just finished
+                if w.queue and time.monotonic() - w.head_since >= self.timeout:
+                    w.process.kill()
+                    w.process.join()
+                    outcomes.append(self._blame(w, "timeout",
+                                                f"killed after --timeout {self.timeout:g}s"))
+                    self._respawn(w)
+
+    def _blame(self, w: _Worker, status: str, error: str) -> _Outcome:
+        """The head task ends with ``status``; the ones queued behind it go back."""
+        task = w.queue.popleft()
+        self.pending.extendleft(reversed(w.queue))
+        w.queue.clear()
+        tmp = self.logs / f".w{w.index}.{w.process.pid}.tmp"
+        try:
+            if tmp.stat().st_size:
+                with open(tmp, "a") as f:
+                    f.write(f"\nexp: {error}\n")
+                os.replace(tmp, self.logs / f"{task.id}-{task.run}.log")
+            else:
+                tmp.unlink()
+        except OSError:
+            pass
+        line = _record(task, status, None, error, w.index, w.gpu, w.head_wall, time.time(),
+                       self.runnable_hash)
+        return _Outcome(task, status, line)
+
+    def _respawn(self, w: _Worker) -> None:
+        w.conn.close()
+        self._spawn(w.index)
+
+    def shutdown(self, *, kill: bool = False) -> None:
+        """Stop every worker: politely (None down the pipe) or at once."""
+        alive = [w for w in self.workers if w]
+        for w in alive:
+            try:
+                if kill:
+                    w.process.kill()
+                else:
+                    w.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + (1.0 if kill else 5.0)
+        for w in alive:
+            w.process.join(max(0.0, deadline - time.monotonic()))
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join()
+            w.conn.close()
+            (self.logs / f".w{w.index}.{w.process.pid}.tmp").unlink(missing_ok=True)
+        self.workers = [None] * len(self.slots)
+
+
+def _fatal_message(runnable: str, text: str) -> str:
+    last = text.strip().splitlines()[-1] if text.strip() else "unknown error"
+    return f"{runnable}: cannot load it in a worker: {last}"
+
+
+# ─── GPUs ────────────────────────────────────────────────────────────────────
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else ``nvidia-smi``."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    import shutil
+    import subprocess
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=index", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip().isdigit()] \
+        if out.returncode == 0 else []
+
+
+def _parse_gpus(gpus: str | int | list | None) -> list[str] | None:
+    """``all``, a count ``N``, or ids ``0,2,3`` (a single id as ``3,``) into GPU ids."""
+    if gpus is None:
+        return None
+    if isinstance(gpus, (list, tuple)):
+        ids = [str(g) for g in gpus]
+    else:
+        text = str(gpus).strip()
+        available = None
+        if text in ("all", ""):
+            ids = available = visible_gpus()
+            if not ids:
+                raise ExpError("--gpus all: no GPU found (CUDA_VISIBLE_DEVICES is empty and "
+                               "nvidia-smi lists none); run without --gpus to use CPU workers")
+        elif text.isdigit():
+            available = visible_gpus()
+            count = int(text)
+            if count < 1:
+                raise ExpError(f"--gpus must be >= 1, got {count}")
+            if count > len(available):
+                raise ExpError(f"--gpus {count}: only {len(available)} GPU(s) visible "
+                               f"({', '.join(available) or 'none'})")
+            ids = available[:count]
+        else:
+            ids = [g.strip() for g in text.split(",") if g.strip()]
+            if not ids:
+                raise ExpError(f"--gpus: cannot read {gpus!r} (use all, a count, or ids like 0,2,3)")
+    if len(set(ids)) != len(ids):
+        raise ExpError(f"--gpus lists a GPU twice: {','.join(ids)}")
+    return ids
+
+
+def gpu_slots(gpus: list[str], *, per_gpu: int = 1, gpus_per_run: int = 1) -> list[str]:
+    """``CUDA_VISIBLE_DEVICES`` of each worker: groups of ``gpus_per_run`` ids, ``per_gpu`` times."""
+    if per_gpu < 1:
+        raise ExpError(f"--per-gpu must be >= 1, got {per_gpu}")
+    if gpus_per_run < 1:
+        raise ExpError(f"--gpus-per-run must be >= 1, got {gpus_per_run}")
+    if gpus_per_run > len(gpus):
+        raise ExpError(f"--gpus-per-run {gpus_per_run} needs that many GPUs, "
+                       f"only {len(gpus)} given ({','.join(gpus)})")
+    groups = [",".join(gpus[i:i + gpus_per_run])
+              for i in range(0, len(gpus) - gpus_per_run + 1, gpus_per_run)]
+    if len(groups) * gpus_per_run < len(gpus):
+        log.warning("--gpus-per-run %d leaves GPU(s) %s unused", gpus_per_run,
+                    ",".join(gpus[len(groups) * gpus_per_run:]))
+    return [g for g in groups for _ in range(per_gpu)]
+
+
+def _slots(workers: int | None, gpus: Any, per_gpu: int, gpus_per_run: int) -> list[str | None]:
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ExpError(f"workers must be >= 1, got {workers}")
+    ids = _parse_gpus(gpus)
+    if ids is None:
+        if per_gpu != 1 or gpus_per_run != 1:
+            raise ExpError("--per-gpu and --gpus-per-run need --gpus (or --gpu)")
+        return [None] * (workers or _cpu_count())
+    slots = gpu_slots(ids, per_gpu=per_gpu, gpus_per_run=gpus_per_run)
+    if workers is not None and workers > len(slots):
+        raise ExpError(f"--workers {workers} is more than the {len(slots)} GPU slot(s) "
+                       "(use --per-gpu K to share each GPU between K runs)")
+    return slots[:workers] if workers else slots
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+# ─── experiment loop ─────────────────────────────────────────────────────────
+
+
+class _GridSource:
+    """Configurations of a grid not yet done, in grid order (lazy)."""
+
+    batching = True  # short runs may be queued several per worker
+
+    def __init__(self, tasks: Iterator[_Task]):
+        self._tasks = tasks
+
+    def take(self, k: int) -> list[_Task]:
+        return list(itertools.islice(self._tasks, k))
+
+    def tell(self, outcome: _Outcome) -> None:
+        pass
+
+
+def _drive(pool: Any, source: Any, journal: _Journal, progress: _Progress, *,
+           cancel: bool = False) -> bool:
+    """The loop shared by run and gopt: feed the pool, journal what ends.
+
+    A source has ``batching`` (may runs queue up on a worker), ``take(k)`` (up
+    to k new tasks, possibly none until results come back) and ``tell(outcome)``.
+    Returns False when ``cancel`` stopped it at a run that was not ok.
+    """
+    while True:
+        room = pool.room()
+        if room:
+            for task in source.take(room):
+                pool.submit(task)
+        if not pool.busy():
+            return True  # nothing running and the source has nothing more to give
+        outcomes = pool.wait()
+        for outcome in outcomes:
+            journal.write(outcome.line)
+        journal.flush()  # once per wake-up; what is not flushed is rerun on resume
+        for outcome in outcomes:
+            source.tell(outcome)
+            progress.add(outcome)
+            if cancel and outcome.status != "ok":
+                return False
+        progress.show()
+
+
+def _header(command: str, space: ParamSpace, runnable: _Runnable, **extra: Any) -> dict:
+    space_dict = space.to_dict()
+    source_hash = runnable.source_hash()
+    return {"kind": "header", "exp": __version__, "command": command, "space": space_dict,
+            "runnable": runnable.identity, "runnable_spec": runnable.spec,
+            "runnable_hash": source_hash,
+            "fingerprint": hashlib.sha256(_dumps([space_dict, runnable.identity]).encode())
+            .hexdigest()[:16],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
+
+
+@dataclass
+class _Setup:
+    """Everything a command resolves before any run starts."""
+
+    space: ParamSpace
+    runnable: _Runnable
+    slots: list[str | None]
+    out: Path
+    name: str
+
+    @property
+    def journal_path(self) -> Path:
+        return self.out / f"{self.name}.jsonl"
+
+    @property
+    def logs(self) -> Path:
+        return self.out / f"{self.name}.logs"
+
+
+def _prepare(space: ParamSpace | str | os.PathLike, runnable: str, *, workers: int | None,
+             gpus: Any, per_gpu: int, gpus_per_run: int, out: str | os.PathLike,
+             name: str | None, seed: int | None) -> _Setup:
+    if not isinstance(space, ParamSpace):
+        space = ParamSpace(space, seed=seed)
+    elif seed is not None:
+        space.seed = seed
+    if not space.params:
+        raise ParamError("the space has no parameters", file=space.filename)
+    target = _parse_runnable(runnable)
+    _check_signature(target, space.param_names())
+    slots = _slots(workers, gpus, per_gpu, gpus_per_run)
+    name = name or (Path(space.filename).stem if space.filename else "exp")
+    if not name or "/" in name or name.startswith("."):
+        raise ExpError(f"--name must be a plain file name, got {name!r}")
+    return _Setup(space, target, slots, Path(out), name)
+
+
+def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float | None,
+              cancel: bool, quiet: bool, total: int, label: str = "") -> tuple[bool, _Progress]:
+    """Start workers, drive the source to its end, stop workers; Ctrl-C safe."""
+    if timeout is not None and not timeout > 0:
+        raise ExpError(f"--timeout must be > 0 seconds, got {timeout}")
+    setup.logs.mkdir(parents=True, exist_ok=True)
+    pool = _LocalPool(setup.runnable.spec, setup.slots, logs=setup.logs,
+                      runnable_hash=journal.header.get("runnable_hash", ""), timeout=timeout,
+                      batching=source.batching)
+    progress = _Progress(total, quiet=quiet, label=label)
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not None and threading_is_main():
+        signal.signal(signal.SIGTERM, _raise_interrupted)
+    completed = False
+    try:
+        pool.start()
+        completed = _drive(pool, source, journal, progress, cancel=cancel)
+    finally:
+        progress.startup = pool.startup_seconds
+        journal.flush()
+        pool.shutdown(kill=not completed)
+        progress.close()
+        if previous is not None and threading_is_main():
+            signal.signal(signal.SIGTERM, previous)
+    return completed, progress
+
+
+def threading_is_main() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise _Interrupted()
+
+
+def _grid_tasks(space: ParamSpace, runs: int, done: set[tuple[int, int]],
+                config_ids: list[int] | None) -> tuple[Iterator[_Task], int]:
+    values = space.grid_values()
+    if config_ids is None:
+        grid = ((c.pop("id"), c.pop("run"), c) for c in _grid_from(space, values, runs))
+        total = space.size * runs - sum(1 for key in done if key[1] <= runs)
+    else:
+        for cid in config_ids:
+            if not (isinstance(cid, int) and 0 <= cid < space.size):
+                raise ExpError(f"unknown config id {cid!r} (valid ids are 0..{space.size - 1})")
+        ids = list(dict.fromkeys(config_ids))
+        grid = ((cid, r, space.config(cid, values)) for cid in ids for r in range(1, runs + 1))
+        total = len(ids) * runs - sum(1 for key in done if key[0] in set(ids) and key[1] <= runs)
+    tasks = (_Task(i, r, p) for i, r, p in grid if (i, r) not in done)
+    return tasks, total
+
+
+def _grid_from(space: ParamSpace, values: dict[str, list[Any]], runs: int) -> Iterator[dict]:
+    names = list(values)
+    for cid, combo in enumerate(itertools.product(*values.values())):
+        for r in range(1, runs + 1):
+            yield {**dict(zip(names, combo)), "id": cid, "run": r}
+
+
+def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
+                   workers: int | None = None, runs: int = 1, gpus: Any = None,
+                   per_gpu: int = 1, gpus_per_run: int = 1, timeout: float | None = None,
+                   out: str | os.PathLike = ".", name: str | None = None,
+                   seed: int | None = None, fresh: bool = False, retry_failed: bool = False,
+                   cancel: bool = False, config_ids: list[int] | None = None,
+                   quiet: bool = False) -> list[dict[str, Any]]:
+    """Run every configuration of ``space`` (``runs`` times) and return the records.
+
+    Results go to ``OUT/NAME.jsonl`` as each run ends; calling again with the
+    same arguments resumes: runs already ``ok`` (and, unless ``retry_failed``,
+    those that failed) are not run again. ``KeyboardInterrupt`` leaves the
+    journal whole. Raises ``ExpError`` for bad input before any run starts.
+    """
+    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
+        raise ExpError(f"runs must be >= 1, got {runs}")
+    setup = _prepare(space, runnable, workers=workers, gpus=gpus, per_gpu=per_gpu,
+                     gpus_per_run=gpus_per_run, out=out, name=name, seed=seed)
+    space = setup.space
+    if space.seed is None and any(s["type"] == "random" for s in space.params.values()):
+        space.seed = random.SystemRandom().randrange(2 ** 32)  # recorded, so resume agrees
+    header = _header("run", space, setup.runnable, seed=space.seed, runs=runs)
+    journal = _Journal(setup.journal_path, header, fresh=fresh)
+    space.seed = journal.header.get("seed", space.seed)
+    try:
+        done = {(r["id"], r["run"]) for r in _latest(journal.records)
+                if r["status"] == "ok" or not retry_failed}
+        tasks, total = _grid_tasks(space, runs, done, config_ids)
+        source = _GridSource(tasks)
+        completed, progress = _run_pool(setup, source, journal, timeout=timeout, cancel=cancel,
+                                        quiet=quiet, total=total)
+        _finish(setup, journal, progress, quiet=quiet)
+    except BaseException:
+        _finish(setup, journal, None, quiet=True)
+        raise
+    return read_journal(setup.journal_path)
+
+
+def _latest(records: list[dict]) -> list[dict]:
+    return list({(r["id"], r["run"]): r for r in records}.values())
+
+
+def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None, *, quiet: bool,
+            objective: str | None = None, maximize: bool = False) -> None:
+    """Close the journal and rewrite the CSV from it; print the summary."""
+    journal.close()
+    records = read_journal(setup.journal_path)
+    try:
+        write_csv(records, setup.out / f"{setup.name}.csv")
+    except OSError as e:
+        log.warning("cannot write %s.csv: %s", setup.name, e.strerror)
+    try:
+        if not any(setup.logs.iterdir()):
+            setup.logs.rmdir()
+    except OSError:
+        pass
+    if not quiet:
+        print(summarize(records, journal=setup.journal_path, progress=progress,
+                        objective=objective, maximize=maximize), file=sys.stderr)
+
+
+# ─── progress and summary ────────────────────────────────────────────────────
+
+
+class _Progress:
+    """A live line on a terminal, a plain line every few seconds elsewhere."""
+
+    def __init__(self, total: int, *, quiet: bool = False, label: str = ""):
+        self.total, self.quiet, self.label = total, quiet, label
+        self.counts = dict.fromkeys(STATUSES, 0)
+        self.done = 0
+        self.startup = 0.0
+        self.extra = ""  # set by gopt: best value, optimiser time
+        self._t0 = time.monotonic()
+        self._last = self._t0
+        self._tty = sys.stderr.isatty()
+        self._every = 0.1 if self._tty else 10.0
+
+    def add(self, outcome: _Outcome) -> None:
+        self.done += 1
+        self.counts[outcome.status] += 1
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self._t0
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        left = max(0, self.total - self.done)
+        eta = f"{left / rate:.0f}s" if rate > 0 and left else "-"
+        bad = self.done - self.counts["ok"]
+        return (f"exp {self.label}{self.done}/{self.total} ok {self.counts['ok']} "
+                f"not ok {bad} | {rate:.1f} runs/s | ETA {eta}{self.extra}")
+
+    def show(self, force: bool = False) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < self._every:
+            return
+        self._last = now
+        if self._tty:
+            sys.stderr.write("\r\x1b[K" + self.line())
+        else:
+            sys.stderr.write(self.line() + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.quiet:
+            return
+        self.show(force=True)
+        if self._tty:
+            sys.stderr.write("\n")
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._t0
+
+
+def _score(result: Any, objective: str | None) -> float | None:
+    value = result.get(objective) if isinstance(result, dict) and objective else result
+    if _is_number(value) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def summarize(records: list[dict[str, Any]], *, journal: str | os.PathLike | None = None,
+              top: int = 5, objective: str | None = None, maximize: bool = False,
+              progress: _Progress | None = None) -> str:
+    """A readable summary: counts by status, failures, where things are, best results."""
+    counts = {s: 0 for s in STATUSES}
+    for r in records:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    lines = [f"{len(records)} run(s): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+             if records else "no runs recorded"]
+    if progress is not None and progress.done:
+        lines[0] += (f" ({progress.done} this time in {progress.elapsed:.1f}s, workers started "
+                     f"in {progress.startup:.2f}s)")
+    bad = [r for r in records if r["status"] != "ok"]
+    for r in bad[:10]:
+        error = (r.get("error") or "").strip().splitlines()
+        lines.append(f"  {r['status']} id {r['id']} run {r['run']}: {error[-1] if error else ''}")
+    if len(bad) > 10:
+        lines.append(f"  … and {len(bad) - 10} more not ok")
+    scored = [(s, r) for r in records if r["status"] == "ok"
+              and (s := _score(r.get("result"), objective)) is not None]
+    if scored and top:
+        scored.sort(key=lambda sr: sr[0], reverse=maximize)
+        lines.append(f"best {min(top, len(scored))} ({'max' if maximize else 'min'}"
+                     f"{' ' + objective if objective else ''}):")
+        for s, r in scored[:top]:
+            lines.append(f"  {s:<12.6g} id {r['id']} run {r['run']} {_dumps(r['params'])}")
+    if journal is not None:
+        journal = Path(journal)
+        stem = journal.name.removesuffix(".jsonl")
+        logs = journal.with_name(stem + ".logs")
+        lines.append(f"journal {journal}, table {journal.with_name(stem + '.csv')}"
+                     + (f", logs {logs}/" if logs.is_dir() else ""))
+    return "\n".join(lines)
+
+
+# ─── command line ────────────────────────────────────────────────────────────
+
+
+def _gopt_module() -> Any:
+    """Import exp_gopt, or say in one line how to get it."""
+    try:
+        import exp_gopt
+    except ImportError as e:
+        missing = getattr(e, "name", None) or "exp_gopt"
+        raise ExpError(f"exp gopt needs the gopt extra ({missing} is missing): "
+                       "pip install 'exp[gopt]'") from None
+    return exp_gopt
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-p", "--params", required=True, metavar="FILE",
+                   help="param file (TOML) describing the space")
+    p.add_argument("-m", "--module", required=True, metavar="RUNNABLE",
+                   help="file.py, file.py:func or package.module:func (function 'run' by default)")
+    p.add_argument("-w", "--workers", type=int, metavar="N",
+                   help="parallel runs (default: one per CPU, or one per GPU slot)")
+    g = p.add_argument_group("GPUs")
+    g.add_argument("--gpus", metavar="all|N|IDS",
+                   help="pin runs to GPUs: all visible, the first N, or ids like 0,2,3 (one id: 3,)")
+    g.add_argument("-g", "--gpu", action="store_true", help="same as --gpus all")
+    g.add_argument("--per-gpu", type=int, default=1, metavar="K", help="K runs share each GPU")
+    g.add_argument("--gpus-per-run", type=int, default=1, metavar="M", help="M GPUs per run")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="kill a run after this long")
+    p.add_argument("--out", default=".", metavar="DIR", help="where NAME.jsonl, NAME.csv and "
+                   "NAME.logs/ go (default: .)")
+    p.add_argument("--name", metavar="NAME", help="experiment name (default: the param file's stem)")
+    p.add_argument("--seed", type=int, help="seed for random parameters and the optimiser")
+    p.add_argument("--fresh", action="store_true", help="move the old journal aside, start over")
+    p.add_argument("--retry-failed", action="store_true", help="on resume, rerun runs not ok")
+    p.add_argument("--cancel", action="store_true", help="stop everything at the first failure")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line or summary")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="exp", allow_abbrev=False,
+        description="Run a function over a parameter space, in parallel, resumably.")
+    parser.add_argument("--version", action="version", version=f"exp {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", allow_abbrev=False, help="run every configuration of a grid",
+                         description="Run every configuration of the space in parallel workers.")
+    _add_common(run)
+    run.add_argument("-r", "--runs", type=int, default=1, metavar="R",
+                     help="repeat each configuration R times")
+    run.add_argument("-c", "--config-ids", type=int, nargs="+", metavar="ID",
+                     help="run only these configuration ids")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the configurations and their count; run nothing")
+
+    gopt = sub.add_parser("gopt", allow_abbrev=False, help="Bayesian optimisation (gopt extra)",
+                          description="Minimise what run() returns with scikit-optimize.")
+    _add_common(gopt)
+    gopt.add_argument("-n", "--n", type=int, default=20, help="total evaluations (default 20)")
+    gopt.add_argument("--objective", metavar="KEY", help="key of a dict result to optimise")
+    gopt.add_argument("--maximize", action="store_true", help="maximise instead of minimise")
+    gopt.add_argument("-s", "--surrogate", default="GP", choices=("GP", "RF", "ET", "GBRT", "random"))
+    gopt.add_argument("-a", "--acquisition", default="EI", choices=("EI", "PI", "LCB", "gp_hedge"))
+    gopt.add_argument("--kappa", type=float, default=1.96, help="LCB exploration (default 1.96)")
+    gopt.add_argument("--xi", type=float, default=0.01, help="EI/PI exploration (default 0.01)")
+    gopt.add_argument("--n-initial", type=int, metavar="K", help="initial design points")
+    gopt.add_argument("--initial", default="sobol", choices=("random", "sobol", "lhs"),
+                      help="initial design (default sobol)")
+    mode = gopt.add_mutually_exclusive_group()
+    mode.add_argument("--async", dest="sync", action="store_false",
+                      help="ask for a point as soon as a worker is free (default)")
+    mode.add_argument("--sync", dest="sync", action="store_true",
+                      help="batches of --workers points (reproducible with --seed)")
+    gopt.add_argument("--liar", default="cl_min", choices=("cl_min", "cl_max", "cl_mean"),
+                      help="value assumed for pending points (default cl_min)")
+    gopt.add_argument("--warm-start", nargs="+", default=[], metavar="JOURNAL",
+                      help="journals whose points seed the optimiser")
+    gopt.add_argument("--plot", action="store_true", help="write convergence and objective plots")
+
+    res = sub.add_parser("results", allow_abbrev=False, help="summarise a journal",
+                         description="Read a journal back: summary, best runs, CSV, plot.")
+    res.add_argument("journal", help="NAME.jsonl")
+    res.add_argument("--top", type=int, default=5, metavar="K", help="show the best K runs")
+    res.add_argument("--objective", metavar="KEY", help="key of a dict result to rank by")
+    res.add_argument("--maximize", action="store_true", help="higher is better")
+    res.add_argument("--csv", metavar="FILE", help="write one flat row per run to FILE")
+    res.add_argument("--plot", action="store_true", help="draw the convergence plot (gopt extra)")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    gpus = "all" if args.gpu and args.gpus is None else args.gpus
+    if args.dry_run:
+        space = ParamSpace(args.params, seed=args.seed)
+        _slots(args.workers, gpus, args.per_gpu, args.gpus_per_run)
+        tasks, total = _grid_tasks(space, args.runs, set(), args.config_ids)
+        for t in tasks:
+            print(_dumps({"id": t.id, "run": t.run, **t.params}))
+        print(f"{total} run(s) of {space.size} configuration(s)", file=sys.stderr)
+        return EXIT_OK
+    records = run_experiment(
+        args.params, args.module, workers=args.workers, runs=args.runs, gpus=gpus,
+        per_gpu=args.per_gpu, gpus_per_run=args.gpus_per_run, timeout=args.timeout,
+        out=args.out, name=args.name, seed=args.seed, fresh=args.fresh,
+        retry_failed=args.retry_failed, cancel=args.cancel, config_ids=args.config_ids,
+        quiet=args.quiet)
+    expected = args.runs * (len(set(args.config_ids)) if args.config_ids
+                            else ParamSpace(args.params, seed=args.seed).size)
+    selected = [r for r in records if args.config_ids is None or r["id"] in args.config_ids]
+    ok = sum(r["status"] == "ok" for r in selected if r["run"] <= args.runs)
+    return EXIT_OK if ok == expected else EXIT_NOT_OK
+
+
+def _cmd_results(args: argparse.Namespace) -> int:
+    records = read_journal(args.journal)
+    if args.csv:
+        write_csv(records, args.csv)
+    print(summarize(records, journal=args.journal, top=args.top, objective=args.objective,
+                    maximize=args.maximize))
+    if args.plot:
+        print(_gopt_module().plot_journal(args.journal, objective=args.objective,
+                                          maximize=args.maximize))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``exp`` command; returns the exit code (0 all ok, 1 some not ok, 2 bad input, 130 ^C)."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    if not logging.getLogger().handlers and not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("exp: warning: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.WARNING)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "gopt":
+            return _gopt_module().main(args)
+        return _cmd_results(args)
+    except ExpError as e:
+        print(f"exp: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, _Interrupted):
+        print("\nexp: interrupted; the journal is whole, run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+# The seed's import paths: ``from exp.params import ParamSpace`` and
+# ``from exp.args import ParamDict``; both name this module.
+if __name__ == "exp":
+    sys.modules.setdefault("exp.params", sys.modules[__name__])
+    sys.modules.setdefault("exp.args", sys.modules[__name__])
+
+if __name__ == "__main__":
+    sys.exit(main())
