@@ -1513,6 +1513,7 @@ class _Setup:
     slots: list[str | None]
     out: Path
     name: str
+    runnable_hash: str  # of the source as it is now; each record carries it
 
     @property
     def journal_path(self) -> Path:
@@ -1538,7 +1539,7 @@ def _prepare(space: ParamSpace | str | os.PathLike, runnable: str, *, workers: i
     name = name or (Path(space.filename).stem if space.filename else "exp")
     if not name or "/" in name or name.startswith("."):
         raise ExpError(f"--name must be a plain file name, got {name!r}")
-    return _Setup(space, target, slots, Path(out), name)
+    return _Setup(space, target, slots, Path(out), name, target.source_hash())
 
 
 def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float | None,
@@ -1548,7 +1549,7 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
         raise ExpError(f"--timeout must be > 0 seconds, got {timeout}")
     setup.logs.mkdir(parents=True, exist_ok=True)
     pool = _LocalPool(setup.runnable.spec, setup.slots, logs=setup.logs,
-                      runnable_hash=journal.header.get("runnable_hash", ""), timeout=timeout,
+                      runnable_hash=setup.runnable_hash, timeout=timeout,
                       batching=source.batching)
     progress = _Progress(total, quiet=quiet, label=label)
     previous = signal.getsignal(signal.SIGTERM)
@@ -1706,7 +1707,7 @@ class _Progress:
         sys.stderr.flush()
 
     def close(self) -> None:
-        if self.quiet:
+        if self.quiet or not self.done:
             return
         self.show(force=True)
         if self._tty:
@@ -1884,6 +1885,13 @@ def _cmd_results(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is now (tests and notebooks replace it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(self.format(record) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``exp`` command; returns the exit code (0 all ok, 1 some not ok, 2 bad input, 130 ^C)."""
     parser = _parser()
@@ -1892,7 +1900,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     if not logging.getLogger().handlers and not log.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("exp: warning: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.WARNING)
