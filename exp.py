@@ -1745,6 +1745,9 @@ def summarize(records: list[dict[str, Any]], *, journal: str | os.PathLike | Non
         lines.append(f"  … and {len(bad) - 10} more not ok")
     scored = [(s, r) for r in records if r["status"] == "ok"
               and (s := _score(r.get("result"), objective)) is not None]
+    if not scored and objective is None and any(
+            isinstance(r.get("result"), dict) for r in records if r["status"] == "ok"):
+        lines.append("results are dicts: rank them with exp results JOURNAL --objective KEY")
     if scored and top:
         scored.sort(key=lambda sr: sr[0], reverse=maximize)
         lines.append(f"best {min(top, len(scored))} ({'max' if maximize else 'min'}"
