@@ -169,6 +169,17 @@ def _signal_text(exitcode: int | None) -> str:
     return f"worker exited with code {exitcode}"
 
 
+def _extra(module: str, feature: str, extra: str) -> Any:
+    """Import an optional module, or say in one line which extra to install."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        missing = getattr(e, "name", None) or module
+        raise ExpError(f"{feature} needs the {extra} extra ({missing} is missing): "
+                       f"pip install 'exp[{extra}]'") from None
+
+
 # ─── parameter space ─────────────────────────────────────────────────────────
 
 
@@ -1020,6 +1031,7 @@ def _record(task: _Task, status: str, result: Any, error: str | None, worker: in
 
 #: First byte of each message a worker sends; results carry a journal line after it.
 _MSG_READY, _MSG_FATAL, _MSG_OK, _MSG_FAILED = b"R", b"X", b"o", b"f"
+_MSG_TIMEOUT, _MSG_CRASHED = b"t", b"c"  # only from a Dask worker thread, about its child
 
 
 def _die_with_parent() -> None:
@@ -1034,6 +1046,11 @@ def _die_with_parent() -> None:
         pass
 
 
+def _capture_tmp(logs: Path, pid: int) -> Path:
+    """The file a worker's output goes to until a run that wrote something ends."""
+    return logs / f".worker-{pid}.tmp"
+
+
 class _Capture:
     """Send fds 1 and 2 to a reused per-worker file; keep it as a run's log only if written.
 
@@ -1042,7 +1059,7 @@ class _Capture:
     """
 
     def __init__(self, logs: Path, worker: int):
-        self.logs, self.tmp = logs, logs / f".w{worker}.{os.getpid()}.tmp"
+        self.logs, self.tmp = logs, _capture_tmp(logs, os.getpid())
         self._open()
 
     def _open(self) -> None:
@@ -1065,7 +1082,7 @@ class _Capture:
         self.tmp.unlink(missing_ok=True)
 
 
-def _worker_main(conn, runnable: str, worker: int, gpu: str | None, logs: str,
+def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: str,
                  runnable_hash: str) -> None:
     """Run the tasks the driver sends, in order, reporting each as it ends."""
     import traceback
@@ -1310,16 +1327,7 @@ class _LocalPool:
         task = w.queue.popleft()
         self.pending.extendleft(reversed(w.queue))
         w.queue.clear()
-        tmp = self.logs / f".w{w.index}.{w.process.pid}.tmp"
-        try:
-            if tmp.stat().st_size:
-                with open(tmp, "a") as f:
-                    f.write(f"\nexp: {error}\n")
-                os.replace(tmp, self.logs / f"{task.id}-{task.run}.log")
-            else:
-                tmp.unlink()
-        except OSError:
-            pass
+        _salvage_log(self.logs, w.process.pid, task, error)
         line = _record(task, status, None, error, w.index, w.gpu, w.head_wall, time.time(),
                        self.runnable_hash)
         return _Outcome(task, status, line)
@@ -1346,13 +1354,257 @@ class _LocalPool:
                 w.process.kill()
                 w.process.join()
             w.conn.close()
-            (self.logs / f".w{w.index}.{w.process.pid}.tmp").unlink(missing_ok=True)
+            _capture_tmp(self.logs, w.process.pid).unlink(missing_ok=True)
         self.workers = [None] * len(self.slots)
+
+
+def _salvage_log(logs: Path, pid: int, task: _Task, error: str) -> Path | None:
+    """Keep what a killed worker's run printed as that run's log, with why it ended."""
+    tmp = _capture_tmp(logs, pid)
+    try:
+        if not tmp.stat().st_size:
+            tmp.unlink()
+            return None
+        with open(tmp, "a") as f:
+            f.write(f"\nexp: {error}\n")
+        return tmp.replace(logs / f"{task.id}-{task.run}.log")
+    except OSError:
+        return None
 
 
 def _fatal_message(runnable: str, text: str) -> str:
     last = text.strip().splitlines()[-1] if text.strip() else "unknown error"
     return f"{runnable}: cannot load it in a worker: {last}"
+
+
+# ─── pool on a Dask cluster ──────────────────────────────────────────────────
+#
+#   driver ──client.submit(_dask_run, task, pure=False)──► scheduler ──► Dask worker
+#     ▲                                                                   │ thread
+#     └──── (status, journal line, log bytes) ◄── child process ◄─────────┘ (reused)
+#
+# driver: the only writer of the journal, as locally; keeps at most `capacity`
+#   futures in flight and blocks on distributed.wait(FIRST_COMPLETED).
+# Dask worker thread: owns one child process running _worker_main (the same
+#   child code as the local pool), started with subprocess because Dask
+#   worker processes are daemonic and may not have multiprocessing children.
+#   It waits on the child's pipe and a pidfd, so a crash or a timeout is
+#   seen at once and pinned on this run; a dead child is replaced next run.
+
+_DASK_CHILD: dict[int, _Child] = {}  # on a Dask worker: thread ident -> its child
+
+
+class _Child:
+    """A worker child process started with subprocess, talking over an inherited pipe."""
+
+    def __init__(self, runnable: str, label: str, gpu: str | None, runnable_hash: str):
+        import subprocess
+        import tempfile
+        from multiprocessing import Pipe
+        self.key = (runnable, runnable_hash, gpu)
+        self.logs = Path(tempfile.mkdtemp(prefix="exp-logs-"))
+        parent, child = Pipe(duplex=True)
+        code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+                "import exp; exp._child_main()")
+        args = _dumps([runnable, label, gpu, str(self.logs), runnable_hash])
+        self.proc = subprocess.Popen([sys.executable, "-c", code, str(child.fileno()), args],
+                                     pass_fds=[child.fileno()], stdin=subprocess.DEVNULL)
+        child.close()  # else a dead child's pipe never reports EOF
+        self.conn = parent
+        self.pidfd = os.pidfd_open(self.proc.pid) if hasattr(os, "pidfd_open") else None
+        self.fatal: str | None = None
+        self.ready = False
+
+    def wait(self, timeout: float | None) -> bytes | None:
+        """The child's next message; None on timeout; b"" when it died."""
+        from multiprocessing.connection import wait
+        watch = [self.conn] + ([self.pidfd] if self.pidfd is not None else [])
+        if not wait(watch, timeout):
+            return None
+        try:
+            if self.conn.poll():
+                return self.conn.recv_bytes()
+        except (EOFError, OSError):
+            pass
+        self.proc.wait()
+        return b""
+
+    def close(self) -> None:
+        import shutil
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.conn.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+        shutil.rmtree(self.logs, ignore_errors=True)
+
+
+def _child_main() -> None:
+    """Entry of a child started by _Child: ``python -c … FD ARGS``."""
+    from multiprocessing.connection import Connection
+    fd, args = int(sys.argv[1]), json.loads(sys.argv[2])
+    _worker_main(Connection(fd), *args)
+
+
+def _dask_run(runnable: str, file_name: str | None, task: tuple, runnable_hash: str,
+              timeout: float | None, pin_gpu: bool) -> tuple[bytes, bytes, bytes | None]:
+    """Runs on a Dask worker: one run in this thread's child; (kind, journal line, log)."""
+    import threading
+    from distributed import get_worker
+    worker = get_worker()
+    if file_name is not None:  # shipped with Client.upload_file into the worker's directory
+        runnable = os.path.join(worker.local_directory, file_name) + runnable[runnable.rindex(":"):]
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES") if pin_gpu else None
+    me = threading.get_ident()
+    child = _DASK_CHILD.get(me)
+    if child is not None and (child.key != (runnable, runnable_hash, gpu) or child.proc.poll() is not None):
+        child.close()
+        child = None
+    if child is None:
+        child = _DASK_CHILD[me] = _Child(runnable, worker.address, gpu, runnable_hash)
+    while not child.ready:
+        msg = child.wait(None)
+        if msg[:1] == _MSG_READY:
+            child.ready = True
+        else:
+            text = msg[1:].decode() if msg[:1] == _MSG_FATAL else _signal_text(child.proc.returncode)
+            _DASK_CHILD.pop(me).close()
+            return _MSG_FATAL, text.encode(), worker.address.encode()
+    t = _Task(*task)
+    start = time.time()
+    child.conn.send([task])
+    msg = child.wait(timeout)
+    if msg:
+        log_file = child.logs / f"{t.id}-{t.run}.log"
+        log_bytes = log_file.read_bytes() if log_file.exists() else None
+        log_file.unlink(missing_ok=True)
+        return msg[:1], msg[1:], log_bytes
+    if msg is None:  # still running at the deadline
+        child.proc.kill()
+        child.proc.wait()
+        kind, error = _MSG_TIMEOUT, f"killed after --timeout {timeout:g}s"
+    else:
+        kind, error = _MSG_CRASHED, _signal_text(child.proc.returncode)
+    kept = _salvage_log(child.logs, child.proc.pid, t, error)
+    log_bytes = kept.read_bytes() if kept else None
+    _DASK_CHILD.pop(me).close()
+    status = "timeout" if kind == _MSG_TIMEOUT else "crashed"
+    return kind, _record(t, status, None, error, worker.address, gpu, start, time.time(),
+                         runnable_hash), log_bytes
+
+
+class _DaskPool:
+    """Runs on an existing Dask distributed scheduler; same interface as _LocalPool."""
+
+    def __init__(self, runnable: _Runnable, *, address: str | None, scheduler_file: str | None,
+                 security: str | None, logs: Path, runnable_hash: str,
+                 timeout: float | None, workers: int | None, gpus_per_run: int | None):
+        self.runnable, self.logs, self.runnable_hash = runnable, logs, runnable_hash
+        self.address, self.scheduler_file, self.security = address, scheduler_file, security
+        self.timeout, self.workers, self.gpus_per_run = timeout, workers, gpus_per_run
+        self.pending: deque[_Task] = deque()
+        self.futures: dict[Any, _Task] = {}  # in flight on the cluster
+        self.capacity = 0
+        self.startup_seconds = 0.0
+        self.client = None
+
+    def start(self) -> None:
+        t0 = time.monotonic()
+        distributed = _extra("distributed", "--cluster", "dask")
+        try:
+            self.client = distributed.Client(
+                self.address, scheduler_file=self.scheduler_file, timeout="20s",
+                security=_dask_security(self.security), set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as e:
+            where = self.address or self.scheduler_file
+            raise ExpError(f"--cluster: cannot reach the Dask scheduler at {where}: {e}") from None
+        if self.runnable.file:
+            self.client.upload_file(self.runnable.file, load=False)
+        threads = sum(self.client.nthreads().values())
+        if not threads and not self.workers:
+            raise ExpError("--cluster: the scheduler has no workers (start some with "
+                           "'dask worker ADDRESS', or give --workers)")
+        self.capacity = self.workers or threads
+        # Completion order across futures, on the client's own event loop (not
+        # distributed.wait, which needs a process-wide default client).
+        self._completed = distributed.as_completed(loop=self.client.loop)
+        self.startup_seconds = time.monotonic() - t0
+
+    def room(self) -> int:
+        return max(0, self.capacity - len(self.futures) - len(self.pending))
+
+    def submit(self, task: _Task) -> None:
+        self.pending.append(task)
+
+    def busy(self) -> bool:
+        return bool(self.pending or self.futures)
+
+    def _dispatch(self) -> None:
+        file_name = os.path.basename(self.runnable.file) if self.runnable.file else None
+        spec = (f"{self.runnable.file}:{self.runnable.function}" if self.runnable.file
+                else f"{self.runnable.module}:{self.runnable.function}")
+        resources = {"GPU": self.gpus_per_run} if self.gpus_per_run else None
+        while self.pending:
+            task = self.pending.popleft()
+            future = self.client.submit(
+                _dask_run, spec, file_name, (task.id, task.run, task.params), self.runnable_hash,
+                self.timeout, bool(self.gpus_per_run), pure=False, resources=resources,
+                key=f"exp-{task.id}-{task.run}-{os.urandom(4).hex()}")
+            self.futures[future] = task
+            self._completed.add(future)
+
+    def wait(self) -> list[_Outcome]:
+        self._dispatch()
+        done = self._completed.next_batch(block=True)
+        return [self._on_result(future, self.futures.pop(future)) for future in done]
+
+    def _on_result(self, future: Any, task: _Task) -> _Outcome:
+        if future.status == "finished":
+            kind, line, log_bytes = future.result()
+            if kind == _MSG_FATAL:  # then the third item is the Dask worker's address
+                hint = ("; a package.module runnable must be importable on every worker"
+                        if self.runnable.module else "")
+                raise RunnableError(f"{_fatal_message(self.runnable.spec, line.decode())} "
+                                    f"(on Dask worker {log_bytes.decode()}{hint})")
+            if log_bytes:
+                (self.logs / f"{task.id}-{task.run}.log").write_bytes(log_bytes)
+            status = {_MSG_OK: "ok", _MSG_FAILED: "failed", _MSG_TIMEOUT: "timeout"}.get(kind, "crashed")
+            return _Outcome(task, status, line)
+        error = future.exception() if future.status == "error" else None
+        if type(error).__name__ == "KilledWorker":
+            status, text = "crashed", f"it killed the Dask workers that ran it ({error})"
+        else:
+            status, text = "failed", f"{type(error).__name__}: {error}" if error else future.status
+        now = time.time()
+        return _Outcome(task, status, _record(task, status, None, text, None, None, now, now,
+                                              self.runnable_hash))
+
+    def shutdown(self, *, kill: bool = False) -> None:
+        if self.client is None:
+            return
+        try:
+            if self.futures:
+                self.client.cancel(list(self.futures), force=True)
+        finally:
+            self.futures.clear()
+            self.client.close(timeout=10)
+            self.client = None
+
+
+def _dask_security(path: str | None) -> Any:
+    """TLS settings from a TOML file of distributed.Security keywords, or Dask's config."""
+    if path is None:
+        return None
+    from distributed.security import Security
+    try:
+        with open(path, "rb") as f:
+            options = tomllib.load(f)
+        return Security(**options)
+    except (OSError, tomllib.TOMLDecodeError, TypeError) as e:
+        raise ExpError(f"--cluster-security {path}: {e} (expected TOML with distributed."
+                       "Security keywords such as tls_ca_file, tls_client_cert, tls_client_key, "
+                       "require_encryption)") from None
 
 
 # ─── GPUs ────────────────────────────────────────────────────────────────────
@@ -1514,6 +1766,8 @@ class _Setup:
     out: Path
     name: str
     runnable_hash: str  # of the source as it is now; each record carries it
+    cluster: dict[str, Any] | None = None  # address, scheduler_file, security; None: local
+    workers: int | None = None
 
     @property
     def journal_path(self) -> Path:
@@ -1526,7 +1780,8 @@ class _Setup:
 
 def _prepare(space: ParamSpace | str | os.PathLike, runnable: str, *, workers: int | None,
              gpus: Any, per_gpu: int, gpus_per_run: int, out: str | os.PathLike,
-             name: str | None, seed: int | None) -> _Setup:
+             name: str | None, seed: int | None, cluster: str | None = None,
+             scheduler_file: str | None = None, cluster_security: str | None = None) -> _Setup:
     if not isinstance(space, ParamSpace):
         space = ParamSpace(space, seed=seed)
     elif seed is not None:
@@ -1535,11 +1790,25 @@ def _prepare(space: ParamSpace | str | os.PathLike, runnable: str, *, workers: i
         raise ParamError("the space has no parameters", file=space.filename)
     target = _parse_runnable(runnable)
     _check_signature(target, space.param_names())
-    slots = _slots(workers, gpus, per_gpu, gpus_per_run)
+    remote = None
+    if cluster or scheduler_file:
+        if gpus not in (None, "all") or per_gpu != 1:
+            raise ExpError("--gpus IDS and --per-gpu pin local GPUs; with --cluster use --gpu "
+                           "or --gpus-per-run M (each run asks its Dask worker for M 'GPU')")
+        if workers is not None and workers < 1:
+            raise ExpError(f"workers must be >= 1, got {workers}")
+        if gpus_per_run < 1:
+            raise ExpError(f"--gpus-per-run must be >= 1, got {gpus_per_run}")
+        slots: list[str | None] = []
+        asks_gpus = gpus == "all" or gpus_per_run > 1
+        remote = {"address": cluster, "scheduler_file": scheduler_file,
+                  "security": cluster_security, "gpus_per_run": gpus_per_run if asks_gpus else None}
+    else:
+        slots = _slots(workers, gpus, per_gpu, gpus_per_run)
     name = name or (Path(space.filename).stem if space.filename else "exp")
     if not name or "/" in name or name.startswith("."):
         raise ExpError(f"--name must be a plain file name, got {name!r}")
-    return _Setup(space, target, slots, Path(out), name, target.source_hash())
+    return _Setup(space, target, slots, Path(out), name, target.source_hash(), remote, workers)
 
 
 def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float | None,
@@ -1548,9 +1817,7 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
     if timeout is not None and not timeout > 0:
         raise ExpError(f"--timeout must be > 0 seconds, got {timeout}")
     setup.logs.mkdir(parents=True, exist_ok=True)
-    pool = _LocalPool(setup.runnable.spec, setup.slots, logs=setup.logs,
-                      runnable_hash=setup.runnable_hash, timeout=timeout,
-                      batching=source.batching)
+    pool = _make_pool(setup, timeout=timeout, batching=source.batching)
     progress = _Progress(total, quiet=quiet, label=label)
     previous = signal.getsignal(signal.SIGTERM)
     if previous is not None and threading_is_main():
@@ -1567,6 +1834,14 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
         if previous is not None and threading_is_main():
             signal.signal(signal.SIGTERM, previous)
     return completed, progress
+
+
+def _make_pool(setup: _Setup, *, timeout: float | None, batching: bool) -> Any:
+    if setup.cluster is not None:
+        return _DaskPool(setup.runnable, logs=setup.logs, runnable_hash=setup.runnable_hash,
+                         timeout=timeout, workers=setup.workers, **setup.cluster)
+    return _LocalPool(setup.runnable.spec, setup.slots, logs=setup.logs,
+                      runnable_hash=setup.runnable_hash, timeout=timeout, batching=batching)
 
 
 def threading_is_main() -> bool:
@@ -1608,18 +1883,23 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
                    out: str | os.PathLike = ".", name: str | None = None,
                    seed: int | None = None, fresh: bool = False, retry_failed: bool = False,
                    cancel: bool = False, config_ids: list[int] | None = None,
-                   quiet: bool = False) -> list[dict[str, Any]]:
+                   quiet: bool = False, cluster: str | None = None,
+                   scheduler_file: str | None = None,
+                   cluster_security: str | None = None) -> list[dict[str, Any]]:
     """Run every configuration of ``space`` (``runs`` times) and return the records.
 
     Results go to ``OUT/NAME.jsonl`` as each run ends; calling again with the
     same arguments resumes: runs already ``ok`` (and, unless ``retry_failed``,
     those that failed) are not run again. ``KeyboardInterrupt`` leaves the
     journal whole. Raises ``ExpError`` for bad input before any run starts.
+    ``cluster="tcp://HOST:PORT"`` (or ``scheduler_file``) sends the runs to a
+    Dask distributed scheduler instead of local worker processes.
     """
     if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
         raise ExpError(f"runs must be >= 1, got {runs}")
     setup = _prepare(space, runnable, workers=workers, gpus=gpus, per_gpu=per_gpu,
-                     gpus_per_run=gpus_per_run, out=out, name=name, seed=seed)
+                     gpus_per_run=gpus_per_run, out=out, name=name, seed=seed, cluster=cluster,
+                     scheduler_file=scheduler_file, cluster_security=cluster_security)
     space = setup.space
     if space.seed is None and any(s["type"] == "random" for s in space.params.values()):
         space.seed = random.SystemRandom().randrange(2 ** 32)  # recorded, so resume agrees
@@ -1768,13 +2048,7 @@ def summarize(records: list[dict[str, Any]], *, journal: str | os.PathLike | Non
 
 def _gopt_module() -> Any:
     """Import exp_gopt, or say in one line how to get it."""
-    try:
-        import exp_gopt
-    except ImportError as e:
-        missing = getattr(e, "name", None) or "exp_gopt"
-        raise ExpError(f"exp gopt needs the gopt extra ({missing} is missing): "
-                       "pip install 'exp[gopt]'") from None
-    return exp_gopt
+    return _extra("exp_gopt", "exp gopt", "gopt")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -1799,6 +2073,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-failed", action="store_true", help="on resume, rerun runs not ok")
     p.add_argument("--cancel", action="store_true", help="stop everything at the first failure")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line or summary")
+    c = p.add_argument_group("cluster (dask extra)")
+    c.add_argument("--cluster", metavar="ADDRESS",
+                   help="run on this Dask scheduler (tcp://HOST:8786 or tls://…)")
+    c.add_argument("--scheduler-file", metavar="FILE", help="the Dask scheduler's file")
+    c.add_argument("--cluster-security", metavar="FILE",
+                   help="TOML of distributed.Security keywords for tls:// addresses")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -1868,7 +2148,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         per_gpu=args.per_gpu, gpus_per_run=args.gpus_per_run, timeout=args.timeout,
         out=args.out, name=args.name, seed=args.seed, fresh=args.fresh,
         retry_failed=args.retry_failed, cancel=args.cancel, config_ids=args.config_ids,
-        quiet=args.quiet)
+        quiet=args.quiet, cluster=args.cluster, scheduler_file=args.scheduler_file,
+        cluster_security=args.cluster_security)
     expected = args.runs * (len(set(args.config_ids)) if args.config_ids
                             else ParamSpace(args.params, seed=args.seed).size)
     selected = [r for r in records if args.config_ids is None or r["id"] in args.config_ids]

@@ -1,0 +1,210 @@
+"""exp on a real Dask distributed cluster: scheduler and worker processes on 127.0.0.1."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import exp
+
+distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+
+HERE = Path(__file__).resolve().parent
+ENV = {**os.environ, "PYTHONPATH": str(HERE)}
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as c:
+        yield c.scheduler_address
+
+
+JOB = '''
+import os, time
+
+def run(x, id, **kwargs):
+    if x == 3:
+        raise ValueError("three")
+    if x == 5:
+        os._exit(7)
+    print("hello", x)
+    return x * 2
+'''
+
+
+def space(tmp_path: Path, n: int = 10) -> Path:
+    return write(tmp_path / "s.toml", f"""
+        [x]
+        type = "range"
+        bounds = [0, {n}]
+        dtype = "int"
+    """)
+
+
+def comparable(records: list[dict]) -> list[tuple]:
+    return [(r["id"], r["run"], r["params"], r["status"], r["result"],
+             (r["error"] or "").strip().splitlines()[-1:]) for r in records]
+
+
+@pytest.mark.timeout(120)
+def test_grid_on_cluster_matches_local_pool(tmp_path, cluster):
+    s, job = space(tmp_path), write(tmp_path / "job.py", JOB)
+    remote = exp.run_experiment(s, str(job), out=tmp_path / "remote", cluster=cluster, quiet=True)
+    local = exp.run_experiment(s, str(job), out=tmp_path / "local", workers=2, quiet=True)
+    assert comparable(remote) == comparable(local)
+    assert [r["status"] for r in remote].count("ok") == 8
+    assert remote[5]["error"] == "worker exited with code 7"
+    assert all(r["worker"].startswith("tcp://127.0.0.1:") for r in remote)
+    assert (tmp_path / "remote" / "s.logs" / "2-1.log").read_text() == "hello 2\n"
+    assert "ValueError: three" in (tmp_path / "remote" / "s.logs" / "3-1.log").read_text()
+    assert ((tmp_path / "remote" / "s.csv").read_text().splitlines()[1:]
+            != [])
+
+
+@pytest.mark.timeout(120)
+def test_timeout_and_module_runnable_on_cluster(tmp_path, cluster):
+    write(tmp_path / "s.toml", '[x]\ntype = "list"\nvalue = [0.1, 30]\n')
+    write(tmp_path / "sleepy.py", "import time\ndef run(x):\n    time.sleep(x)\n    return x\n")
+    records = exp.run_experiment(tmp_path / "s.toml", str(tmp_path / "sleepy.py"), quiet=True,
+                                 out=tmp_path, cluster=cluster, timeout=2)
+    assert [r["status"] for r in records] == ["ok", "timeout"]
+    assert records[1]["error"] == "killed after --timeout 2s"
+    # a package.module runnable must be importable on the workers: this one is not
+    pkg = tmp_path / "localpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    write(pkg / "jobs.py", "def run(x):\n    return x\n")
+    out = subprocess.run([sys.executable, "-m", "exp", "run", "-p", "s.toml", "-m",
+                          "localpkg.jobs:run", "--cluster", cluster, "--name", "m"],
+                         cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("exp: error: localpkg.jobs:run: cannot load it in a worker: ")
+    assert "No module named 'localpkg'" in last
+    assert "must be importable on every worker" in last
+
+
+@pytest.mark.timeout(120)
+def test_kill_driver_then_resume_on_cluster(tmp_path, cluster):
+    s = space(tmp_path, 40)
+    write(tmp_path / "slow.py", "import time\ndef run(x):\n    time.sleep(0.1)\n    return x\n")
+    args = [sys.executable, "-m", "exp", "run", "-p", str(s), "-m", "slow.py", "--cluster",
+            cluster, "--out", str(tmp_path), "-q"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=ENV)
+    journal = tmp_path / "s.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not journal.exists()
+                                           or len(journal.read_text().splitlines()) < 6):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    first = len(exp.read_journal(journal))
+    assert 5 <= first < 40
+    out = subprocess.run(args, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(x) for x in journal.read_text().splitlines()[1:] if x.strip()]
+    assert sorted(r["id"] for r in lines) == list(range(40))
+    assert all(r["status"] == "ok" for r in lines)
+
+
+@pytest.mark.timeout(180)
+def test_dask_worker_killed_mid_run_and_killed_worker(tmp_path):
+    import dask
+    write(tmp_path / "s.toml", '[x]\ntype = "range"\nbounds = [0, 6]\ndtype = "int"\n')
+    write(tmp_path / "slow.py", textwrap.dedent("""
+        import os, signal, time
+        def run(x):
+            if x == 5:
+                os.kill(os.getppid(), signal.SIGKILL)  # takes its Dask worker down, every time
+            time.sleep(1.0)
+            return x
+    """))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     host="127.0.0.1", dashboard_address=None) as c, \
+            distributed.Client(c) as client:
+        pids = client.run(os.getpid)
+
+        def kill_one_worker():
+            time.sleep(1.5)  # while runs are in progress
+            os.kill(next(iter(pids.values())), signal.SIGKILL)
+        import threading
+        threading.Thread(target=kill_one_worker, daemon=True).start()
+        records = exp.run_experiment(tmp_path / "s.toml", str(tmp_path / "slow.py"), quiet=True,
+                                     out=tmp_path, cluster=c.scheduler_address)
+    by_id = {r["id"]: r for r in records}
+    assert [by_id[i]["status"] for i in range(5)] == ["ok"] * 5  # rescheduled, completed
+    assert by_id[5]["status"] == "crashed"
+    assert "killed the Dask workers" in by_id[5]["error"]
+
+
+@pytest.mark.timeout(180)
+def test_cli_scheduler_and_gpu_resources(tmp_path):
+    """`dask scheduler` and `dask worker --resources GPU=2` as a user starts them."""
+    sched_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler",
+                               "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(sched_file)], cwd=tmp_path, env=ENV,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+             str(sched_file), "--nthreads", "4", "--resources", "GPU=2", "--host", "127.0.0.1",
+             "--no-dashboard"], cwd=tmp_path, env={**ENV, "CUDA_VISIBLE_DEVICES": "0,1"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with distributed.Client(scheduler_file=str(sched_file), timeout=60) as client:
+            client.wait_for_workers(1, timeout=60)
+        write(tmp_path / "s.toml", '[x]\ntype = "range"\nbounds = [0, 8]\n')
+        write(tmp_path / "gpujob.py", textwrap.dedent("""
+            import os, time
+            def run(x, gpu):
+                start = time.time()
+                time.sleep(0.5)
+                return {"start": start, "end": time.time(), "gpu": gpu,
+                        "seen": os.environ.get("CUDA_VISIBLE_DEVICES")}
+        """))
+        out = subprocess.run([sys.executable, "-m", "exp", "run", "-p", "s.toml", "-m",
+                              "gpujob.py", "--scheduler-file", str(sched_file), "--gpu", "-q"],
+                             cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGINT)
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    results = [r["result"] for r in exp.read_journal(tmp_path / "s.jsonl")]
+    assert len(results) == 8 and all(r["seen"] == "0,1" == r["gpu"] for r in results)
+    events = sorted([(r["start"], 1) for r in results] + [(r["end"], -1) for r in results])
+    running, peak = 0, 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 2  # 4 threads, but GPU=2 and each run asks for 1
+
+
+def test_cluster_flag_errors(tmp_path):
+    write(tmp_path / "s.toml", '[x]\ntype = "list"\nvalue = [1]\n')
+    write(tmp_path / "job.py", "def run(x):\n    return x\n")
+    out = subprocess.run([sys.executable, "-m", "exp", "run", "-p", "s.toml", "-m", "job.py",
+                          "--cluster", "tcp://127.0.0.1:9", "--gpus", "0,1"], cwd=tmp_path,
+                         env=ENV, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.startswith("exp: error: --gpus IDS and --per-gpu pin local GPUs")
