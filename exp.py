@@ -29,6 +29,7 @@ __all__ = [
     "Param", "ParamDict", "Namespace", "as_bool", "as_int",
     "ExpError", "ParamError", "ParamDecodeError", "RunnableError", "JournalError",
     "load_runnable", "run_experiment", "read_journal", "write_csv", "summarize",
+    "visible_gpus", "gpu_slots",
     "main",
 ]
 
@@ -289,12 +290,7 @@ class ParamSpace:
         """Every configuration, ``runs`` times each: dicts with ``id`` and ``run``."""
         if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
             raise ParamError(f"runs must be an integer >= 1, got {runs!r}")
-        values = self.grid_values()
-        names = list(values)
-        for cid, combo in enumerate(itertools.product(*values.values())):
-            config = dict(zip(names, combo))
-            for r in range(1, runs + 1):
-                yield {**config, "id": cid, "run": r}
+        return _grid(self.grid_values(), runs)
 
     def config(self, cid: int, values: dict[str, list[Any]] | None = None) -> dict[str, Any]:
         """Configuration ``cid`` of the grid, computed directly (mixed radix)."""
@@ -341,6 +337,14 @@ class ParamSpace:
                                     for k, v in config.items() if k != "run"), encoding="utf-8")
             paths.append(path)
         return paths
+
+
+def _grid(values: dict[str, list[Any]], runs: int) -> Iterator[dict[str, Any]]:
+    """Configurations in id order (the last parameter varies fastest), each ``runs`` times."""
+    names = list(values)
+    for cid, combo in enumerate(itertools.product(*values.values())):
+        for r in range(1, runs + 1):
+            yield {**dict(zip(names, combo)), "id": cid, "run": r}
 
 
 def _dtype_name(dtype: type | str) -> str:
@@ -942,13 +946,19 @@ class _Journal:
             raise JournalError(f"cannot write the journal {self.path}: {e.strerror}") from None
 
     def close(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-            finally:
-                self._file.close()
-                self._file = None
+        """Flush, sync and close; never raises, so it cannot hide why the run stopped."""
+        if self._file is None:
+            return
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as e:
+            log.warning("the journal %s may miss its last lines: %s", self.path, e.strerror)
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        self._file = None
 
 
 try:
@@ -1820,7 +1830,7 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
     pool = _make_pool(setup, timeout=timeout, batching=source.batching)
     progress = _Progress(total, quiet=quiet, label=label)
     previous = signal.getsignal(signal.SIGTERM)
-    if previous is not None and threading_is_main():
+    if previous is not None and _is_main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupted)
     completed = False
     try:
@@ -1828,10 +1838,9 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
         completed = _drive(pool, source, journal, progress, cancel=cancel)
     finally:
         progress.startup = pool.startup_seconds
-        journal.flush()
-        pool.shutdown(kill=not completed)
+        pool.shutdown(kill=not completed)  # the journal is flushed and closed by _finish
         progress.close()
-        if previous is not None and threading_is_main():
+        if previous is not None and _is_main_thread():
             signal.signal(signal.SIGTERM, previous)
     return completed, progress
 
@@ -1844,7 +1853,7 @@ def _make_pool(setup: _Setup, *, timeout: float | None, batching: bool) -> Any:
                       runnable_hash=setup.runnable_hash, timeout=timeout, batching=batching)
 
 
-def threading_is_main() -> bool:
+def _is_main_thread() -> bool:
     import threading
     return threading.current_thread() is threading.main_thread()
 
@@ -1857,7 +1866,7 @@ def _grid_tasks(space: ParamSpace, runs: int, done: set[tuple[int, int]],
                 config_ids: list[int] | None) -> tuple[Iterator[_Task], int]:
     values = space.grid_values()
     if config_ids is None:
-        grid = ((c.pop("id"), c.pop("run"), c) for c in _grid_from(space, values, runs))
+        grid = ((c.pop("id"), c.pop("run"), c) for c in _grid(values, runs))
         total = space.size * runs - sum(1 for key in done if key[1] <= runs)
     else:
         for cid in config_ids:
@@ -1868,13 +1877,6 @@ def _grid_tasks(space: ParamSpace, runs: int, done: set[tuple[int, int]],
         total = len(ids) * runs - sum(1 for key in done if key[0] in set(ids) and key[1] <= runs)
     tasks = (_Task(i, r, p) for i, r, p in grid if (i, r) not in done)
     return tasks, total
-
-
-def _grid_from(space: ParamSpace, values: dict[str, list[Any]], runs: int) -> Iterator[dict]:
-    names = list(values)
-    for cid, combo in enumerate(itertools.product(*values.values())):
-        for r in range(1, runs + 1):
-            yield {**dict(zip(names, combo)), "id": cid, "run": r}
 
 
 def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
