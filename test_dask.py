@@ -96,26 +96,38 @@ def test_timeout_and_module_runnable_on_cluster(tmp_path, cluster):
     assert "must be importable on every worker" in last
 
 
-@pytest.mark.timeout(120)
-def test_kill_driver_then_resume_on_cluster(tmp_path, cluster):
-    s = space(tmp_path, 40)
+@pytest.mark.timeout(150)
+def test_ctrl_c_and_kill_driver_then_resume_on_cluster(tmp_path, cluster):
+    s = space(tmp_path, 60)
     write(tmp_path / "slow.py", "import time\ndef run(x):\n    time.sleep(0.1)\n    return x\n")
     args = [sys.executable, "-m", "exp", "run", "-p", str(s), "-m", "slow.py", "--cluster",
             cluster, "--out", str(tmp_path), "-q"]
-    proc = subprocess.Popen(args, cwd=tmp_path, env=ENV)
     journal = tmp_path / "s.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not journal.exists()
-                                           or len(journal.read_text().splitlines()) < 6):
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
+
+    def start_and_wait_for(lines: int) -> subprocess.Popen:
+        proc = subprocess.Popen(args, cwd=tmp_path, env=ENV, start_new_session=True,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not journal.exists()
+                                               or len(journal.read_text().splitlines()) < lines):
+            time.sleep(0.05)
+        return proc
+
+    proc = start_and_wait_for(6)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: futures cancelled, journal whole, 130
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - t0 < 10 and "Traceback" not in err
     first = len(exp.read_journal(journal))
-    assert 5 <= first < 40
+    proc = start_and_wait_for(first + 6)
+    proc.kill()  # kill -9: no clean-up at all
+    proc.wait()
+    assert first < len(exp.read_journal(journal)) < 60
     out = subprocess.run(args, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=90)
     assert out.returncode == 0, out.stderr
     lines = [json.loads(x) for x in journal.read_text().splitlines()[1:] if x.strip()]
-    assert sorted(r["id"] for r in lines) == list(range(40))
+    assert sorted(r["id"] for r in lines) == list(range(60))
     assert all(r["status"] == "ok" for r in lines)
 
 
