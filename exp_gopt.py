@@ -1,0 +1,1042 @@
+"""exp_gopt: Bayesian optimisation for exp (``exp gopt``, the ``gopt`` extra).
+
+Minimises what a runnable returns over a parameter space, with the same
+workers, GPU pinning, timeouts, crash handling, journal and resume as
+``exp run``::
+
+    $ exp gopt -p space.toml -m runnable.py -n 100 --workers 4 --plot
+
+    >>> import exp_gopt
+    >>> res = exp_gopt.optimize("space.toml", "runnable.py", n=50, workers=4)
+    >>> res.x, res.fun              # best configuration (a dict) and its value
+    >>> res.evaluations[:3]         # every evaluation, in id order
+
+The driver (this module, in the parent process) asks the optimiser for a
+point whenever a worker is free (``--async``: pending points get a
+constant-liar value) or for one point per worker at a time (``--sync``).
+Workers never import this module, numpy or scikit-optimize: they only run
+the user's function.
+
+Surrogates: ``GP`` is a small Gaussian process of our own (Matern 5/2 with
+one length scale per dimension, fitted once per batch of results; the
+acquisition is maximised over random and local candidates, then refined
+around the best of them), ``RF``/``ET``/``GBRT`` are scikit-optimize's tree
+models, ``random`` is random search. Spaces map onto scikit-optimize's
+dimensions, whose plots draw the results.
+"""
+
+from __future__ import annotations
+
+__all__ = ["optimize", "GoptResult", "Evaluation", "plot_journal", "main"]
+
+import inspect
+import itertools
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy.linalg import cho_solve, cholesky, solve_triangular
+from scipy.optimize import minimize as _scipy_minimize
+from scipy.special import log_ndtr
+from skopt.space import Categorical, Integer, Real, Space
+from skopt.utils import cook_estimator, cook_initial_point_generator, normalize_dimensions
+
+import exp
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterable, Iterator, Sequence
+
+# ─── constants ───────────────────────────────────────────────────────────────
+
+SURROGATES = ("GP", "RF", "ET", "GBRT", "random")
+ACQUISITIONS = ("EI", "PI", "LCB", "gp_hedge")
+LIARS = ("cl_min", "cl_max", "cl_mean")
+INITIAL_DESIGNS = ("random", "sobol", "lhs")
+
+#: Random candidates per suggestion, and local ones around each good point.
+_N_RANDOM, _N_LOCAL = 2000, 200
+#: Step sizes (in the unit cube) of the local candidates and refinement rounds.
+_LOCAL_SIGMAS, _REFINE_SIGMAS = (0.2, 0.05, 0.01), (0.03, 0.01, 0.003)
+#: Seconds between redraws of the live convergence plot.
+_PLOT_EVERY = 2.0
+
+
+def default_n_initial(n_dims: int, n: int) -> int:
+    """Initial design points: 2 per dimension plus 2, at most a third of the budget."""
+    return max(1, min(2 * n_dims + 2, n // 3 or 1))
+
+
+# ─── space mapping ───────────────────────────────────────────────────────────
+
+
+class _Mapping:
+    """A ParamSpace as scikit-optimize dimensions, and points back to plain values.
+
+    range float → Real, range int → Integer (both ends included), random →
+    Real/Integer with its prior, list → Categorical over its unique values,
+    value (and a one-value list) → fixed, passed to every run.
+    """
+
+    def __init__(self, space: exp.ParamSpace):
+        self.order = space.param_names()
+        self.fixed: dict[str, Any] = {}
+        self.dims: list[Any] = []
+        for name in self.order:
+            spec = space.get_param(name)
+            if spec["type"] == "value":
+                self.fixed[name] = spec["value"]
+                continue
+            domain = space.domain(name)
+            if domain.type is exp.Types.LIST:
+                if len(domain.values) == 1:
+                    self.fixed[name] = domain.values[0]
+                else:
+                    self.dims.append(Categorical(list(domain.values), name=name))
+            elif domain.dtype is exp.DTypes.INT:
+                self.dims.append(Integer(int(domain.low), int(domain.high), prior=domain.prior,
+                                         name=name))
+            else:
+                self.dims.append(Real(float(domain.low), float(domain.high), prior=domain.prior,
+                                      name=name))
+        if not self.dims:
+            raise exp.ExpError("nothing to optimise: every parameter of the space has a single "
+                               "value (give a range, random or list parameter)")
+        self.names = [d.name for d in self.dims]
+
+    def to_params(self, point: Sequence[Any]) -> dict[str, Any]:
+        """The configuration of a point: plain int/float/str/bool, fixed values included."""
+        values = dict(zip(self.names, (_plain(d, v) for d, v in zip(self.dims, point))))
+        return {name: self.fixed[name] if name in self.fixed else values[name]
+                for name in self.order}
+
+    def to_point(self, params: dict[str, Any]) -> list[Any] | None:
+        """The point of a configuration, or None when it lies outside this space."""
+        for name, value in self.fixed.items():
+            if name in params and not _same(params[name], value):
+                return None
+        point = []
+        for dim in self.dims:
+            if dim.name not in params:
+                return None
+            v = params[dim.name]
+            if isinstance(dim, Categorical):
+                match = [c for c in dim.categories if _same(c, v)]
+                if not match:
+                    return None
+                point.append(match[0])
+                continue
+            if not exp._is_number(v) or not dim.low <= v <= dim.high:
+                return None
+            if isinstance(dim, Integer):
+                if v != int(v):
+                    return None
+                v = int(v)
+            point.append(float(v) if isinstance(dim, Real) else v)
+        return point
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same kind (True is not 1 here)."""
+    return exp._kind(a) == exp._kind(b) and a == b
+
+
+def _plain(dim: Any, value: Any) -> Any:
+    """A plain Python value for what scikit-optimize hands back (np.int64, np.str_...)."""
+    if isinstance(dim, Categorical):
+        return next(c for c in dim.categories if c == value)
+    if isinstance(dim, Integer):
+        return int(round(float(value)))
+    return float(value)
+
+
+def _key(point: Sequence[Any]) -> tuple:
+    """A hashable identity of a point (floats to 12 significant digits)."""
+    return tuple(float(f"{v:.12g}") if isinstance(v, float) else v for v in point)
+
+
+# ─── objective ───────────────────────────────────────────────────────────────
+
+
+def _objective_value(result: Any, objective: str | None) -> tuple[float | None, str | None]:
+    """(value, None) for a usable result, else (None, why not)."""
+    if isinstance(result, dict):
+        if objective is None:
+            keys = ", ".join(repr(k) for k in result) or "none"
+            raise exp.ExpError(f"run() returned a dict (keys {keys}); name the value to "
+                               "minimise with --objective KEY")
+        if objective not in result:
+            keys = ", ".join(repr(k) for k in result) or "none"
+            return None, f"the result has no key {objective!r} (keys {keys})"
+        result = result[objective]
+    if not exp._is_number(result):
+        return None, f"the objective is not a number: {result!r}"
+    if not math.isfinite(result):
+        return None, f"the objective is not finite: {result!r}"
+    return float(result), None
+
+
+# ─── Gaussian process ────────────────────────────────────────────────────────
+#
+# y ~ GP(mean(y), s2 * Matern52(x, x'; l) + noise * I) on inputs in [0, 1]^D,
+# with y standardised. Hyper-parameters (log s2, log l_1..D, log noise) are
+# fitted by maximum likelihood with a weak prior on the length scales, warm
+# started from the previous fit, so one fit costs a few milliseconds per
+# hundred points. Pending points are added with fixed hyper-parameters.
+
+_SQRT5 = math.sqrt(5.0)
+_LOG_S2 = (math.log(0.05), math.log(20.0))
+_LOG_L = (math.log(0.01), math.log(20.0))
+_LOG_NOISE = (math.log(1e-6), math.log(0.5))
+_PRIOR_L = (math.log(0.5), 1.0)  # log-normal prior on length scales: mean, sd
+
+
+def _scaled_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(d2, 0.0))
+
+
+def _matern52(r: np.ndarray) -> np.ndarray:
+    return (1.0 + _SQRT5 * r + 5.0 / 3.0 * r * r) * np.exp(-_SQRT5 * r)
+
+
+class _GP:
+    """A Gaussian process regressor with the sklearn ``predict`` skopt's plots use."""
+
+    def __init__(self, n_dims: int):
+        self.theta = np.concatenate([[0.0], np.full(n_dims, math.log(0.3)), [math.log(1e-3)]])
+
+    # fitting
+    def fit(self, X: np.ndarray, y: np.ndarray, rng: np.random.RandomState | None = None,
+            *, optimize: bool = True) -> _GP:
+        self.X = np.asarray(X, float)
+        y = np.asarray(y, float)
+        self.y_mean = float(y.mean())
+        self.y_std = float(y.std()) or 1.0
+        self._y = (y - self.y_mean) / self.y_std
+        if optimize and len(y) > 1:
+            self._optimize(rng)
+        self._factor()
+        return self
+
+    def with_points(self, X: np.ndarray, y: np.ndarray) -> _GP:
+        """The same hyper-parameters and scaling, conditioned on other data (lies)."""
+        gp = _GP.__new__(_GP)
+        gp.theta, gp.y_mean, gp.y_std = self.theta, self.y_mean, self.y_std
+        gp.X = np.asarray(X, float)
+        gp._y = (np.asarray(y, float) - self.y_mean) / self.y_std
+        gp._factor()
+        return gp
+
+    def _bounds(self) -> list[tuple[float, float]]:
+        return [_LOG_S2] + [_LOG_L] * (len(self.theta) - 2) + [_LOG_NOISE]
+
+    def _optimize(self, rng: np.random.RandomState | None) -> None:
+        bounds = self._bounds()
+        starts = [np.clip(self.theta, *np.array(bounds).T)]
+        if rng is not None:
+            low, high = np.array(bounds).T
+            fresh = np.concatenate([[0.0], rng.normal(*_PRIOR_L, len(self.theta) - 2),
+                                    [math.log(1e-3)]])
+            starts.append(np.clip(fresh, low, high))
+        best = None
+        for theta0 in starts:
+            with np.errstate(all="ignore"):
+                res = _scipy_minimize(self._neg_lml, theta0, jac=True, method="L-BFGS-B",
+                                      bounds=bounds, options={"maxiter": 60})
+            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+                best = res
+        if best is not None:
+            self.theta = best.x
+
+    def _neg_lml(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        s2, ls, noise = math.exp(theta[0]), np.exp(theta[1:-1]), math.exp(theta[-1])
+        Xs = self.X / ls
+        r = _scaled_dist(Xs, Xs)
+        e = np.exp(-_SQRT5 * r)
+        Kf = s2 * (1.0 + _SQRT5 * r + 5.0 / 3.0 * r * r) * e
+        K = Kf + (noise + 1e-8) * np.eye(len(r))
+        try:
+            L = cholesky(K, lower=True)
+        except np.linalg.LinAlgError:
+            return 1e25, np.zeros_like(theta)
+        alpha = cho_solve((L, True), self._y)
+        n = len(r)
+        lml = -0.5 * self._y @ alpha - np.log(np.diag(L)).sum() - 0.5 * n * math.log(2 * math.pi)
+        W = np.outer(alpha, alpha) - cho_solve((L, True), np.eye(n))
+        grad = np.empty_like(theta)
+        grad[0] = 0.5 * (W * Kf).sum()
+        grad[-1] = 0.5 * noise * np.trace(W)
+        M = W * (s2 * 5.0 / 3.0 * (1.0 + _SQRT5 * r) * e)
+        row = M.sum(1)
+        # sum_ij M_ij (x_id - x_jd)^2 / l_d^2, M symmetric
+        grad[1:-1] = 0.5 * (2.0 * (row @ (Xs * Xs)) - 2.0 * ((Xs * (M @ Xs)).sum(0)))
+        mu, sd = _PRIOR_L
+        z = (theta[1:-1] - mu) / sd
+        lml -= 0.5 * (z * z).sum()
+        grad[1:-1] -= z / sd
+        return -lml, -grad
+
+    def _factor(self) -> None:
+        s2, ls, noise = math.exp(self.theta[0]), np.exp(self.theta[1:-1]), math.exp(self.theta[-1])
+        self._s2, self._ls = s2, ls
+        self._Xs = self.X / ls
+        K = s2 * _matern52(_scaled_dist(self._Xs, self._Xs))
+        K[np.diag_indices_from(K)] += noise + 1e-8
+        for jitter in (0.0, 1e-6, 1e-4, 1e-2):
+            try:
+                self._L = cholesky(K + jitter * np.eye(len(K)), lower=True)
+                break
+            except np.linalg.LinAlgError:
+                continue
+        self._alpha = cho_solve((self._L, True), self._y)
+
+    # predicting
+    def predict_std(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of the latent function, in standardised units."""
+        Ks = self._s2 * _matern52(_scaled_dist(np.asarray(X, float) / self._ls, self._Xs))
+        mean = Ks @ self._alpha
+        v = solve_triangular(self._L, Ks.T, lower=True, check_finite=False)
+        var = np.maximum(self._s2 - (v * v).sum(0), 1e-12)
+        return mean, np.sqrt(var)
+
+    def predict(self, X: np.ndarray, return_std: bool = False) -> Any:
+        mean, std = self.predict_std(X)
+        mean = mean * self.y_std + self.y_mean
+        return (mean, std * self.y_std) if return_std else mean
+
+
+# ─── acquisition ─────────────────────────────────────────────────────────────
+
+
+def _acquisition(kind: str, mean: np.ndarray, std: np.ndarray, y_best: float, *,
+                 xi: float, kappa: float) -> np.ndarray:
+    """Higher is better: log EI, log PI, or minus the lower confidence bound."""
+    if kind == "LCB":
+        return -(mean - kappa * std)
+    z = (y_best - xi - mean) / std
+    if kind == "PI":
+        return log_ndtr(z)
+    # log EI = log std + log(phi(z) + z Phi(z)), stable far in the lower tail
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) + z * np.exp(log_ndtr(z))
+        tail = -0.5 * z * z - 0.5 * math.log(2 * math.pi) - 2.0 * np.log(np.abs(z))
+        log_h = np.where(z > -6.0, np.log(np.maximum(h, 1e-300)), tail)
+    return np.log(std) + log_h
+
+
+# ─── optimiser ───────────────────────────────────────────────────────────────
+
+
+class _Optimizer:
+    """Ask/tell over scikit-optimize dimensions, aware of pending points.
+
+    ``tell`` only records; the surrogate is fitted at the next ``ask`` (once
+    for every batch of results). ``ask(pending)`` never returns a pending
+    point, nor, while any other remains, an evaluated one.
+    """
+
+    def __init__(self, dims: list[Any], *, surrogate: str = "GP", acquisition: str = "EI",
+                 kappa: float = 1.96, xi: float = 0.01, liar: str = "cl_min",
+                 seed: int | None = None):
+        self.space = Space(normalize_dimensions(dims))
+        self.surrogate, self.acquisition, self.liar = surrogate, acquisition, liar
+        self.kappa, self.xi = kappa, xi
+        self.rng = np.random.RandomState(seed)
+        self.Xi: list[list[Any]] = []  # told points
+        self.yi: list[float] = []  # their values (minimised)
+        self.evaluated: set[tuple] = set()  # told or failed: not suggested again
+        self.seconds: list[float] = []  # optimiser time of each suggestion
+        self.models: list[Any] = []  # the last fitted surrogate (for plots)
+        self.gains = np.zeros(3)  # gp_hedge: EI, LCB, PI
+        self._hedge: list[np.ndarray] = []  # gp_hedge: last proposal of each
+        self._gp: _GP | None = None
+        self._fitted_on = -1  # len(yi) when the GP was last fitted
+        self._cols = self._columns()
+
+    def _columns(self) -> list[slice]:
+        cols, start = [], 0
+        for dim in self.space.dimensions:
+            cols.append(slice(start, start + dim.transformed_size))
+            start += dim.transformed_size
+        return cols
+
+    @property
+    def n_dims(self) -> int:
+        return self.space.transformed_n_dims
+
+    # recording
+    def tell(self, point: Sequence[Any], y: float) -> None:
+        self.Xi.append(list(point))
+        self.yi.append(float(y))
+        self.evaluated.add(_key(point))
+
+    def mark(self, point: Sequence[Any]) -> None:
+        """A point that failed: not told, but not suggested again."""
+        self.evaluated.add(_key(point))
+
+    # asking
+    def ask(self, pending: Iterable[Sequence[Any]] = ()) -> list[Any] | None:
+        """One new point, or None when every point of a finite space is pending."""
+        t0 = time.perf_counter()
+        pending = [list(p) for p in pending]
+        avoid = {_key(p) for p in pending}
+        if self.surrogate == "random" or len(self.yi) < 2:
+            point = self._random(avoid)
+        else:
+            point = self._suggest(pending, avoid)
+        self.seconds.append(time.perf_counter() - t0)
+        return point
+
+    def _random(self, avoid: set[tuple]) -> list[Any] | None:
+        for _ in range(100):
+            point = self.point(self.space.rvs(1, random_state=self.rng)[0])
+            if _key(point) not in avoid and _key(point) not in self.evaluated:
+                return point
+        return self._any_left(avoid)
+
+    def _any_left(self, avoid: set[tuple]) -> list[Any] | None:
+        """A finite space nearly used up: a point not evaluated, else one not pending."""
+        if any(isinstance(d, Real) for d in self.space.dimensions) or self._size() > 100_000:
+            return self.point(self.space.rvs(1, random_state=self.rng)[0])
+        points = [list(p) for p in itertools.product(*(_levels(d) for d in self.space.dimensions))]
+        used = avoid | self.evaluated
+        for left in ([p for p in points if _key(p) not in used],
+                     [p for p in points if _key(p) not in avoid]):
+            if left:
+                return left[self.rng.randint(len(left))]
+        return None
+
+    def _size(self) -> int:
+        return math.prod(len(_levels(d)) if not isinstance(d, Integer)
+                         else d.high - d.low + 1 for d in self.space.dimensions)
+
+    def point(self, raw: Sequence[Any]) -> list[Any]:
+        return [_plain(d, v) for d, v in zip(self.space.dimensions, raw)]
+
+    def _suggest(self, pending: list[list[Any]], avoid: set[tuple]) -> list[Any] | None:
+        model, y_best, scale = self._model(pending)
+        kinds = ["EI", "LCB", "PI"] if self.acquisition == "gp_hedge" else [self.acquisition]
+        X = self._candidates()
+        mean, std = self._predict(model, X)
+        proposals = []
+        for kind in kinds:
+            score = _acquisition(kind, mean, std, y_best, xi=self.xi / scale, kappa=self.kappa)
+            Xk, sk = X, score
+            if isinstance(model, _GP):
+                Xk, sk = self._refine(model, kind, X, score, y_best, scale)
+            proposals.append((Xk, sk))
+        if self.acquisition == "gp_hedge":
+            self._hedge = [Xk[np.argmax(sk)] for Xk, sk in proposals]
+            logits = self.gains - self.gains.max()
+            probs = np.exp(logits) / np.exp(logits).sum()
+            Xk, sk = proposals[int(np.argmax(self.rng.multinomial(1, probs)))]
+        else:
+            Xk, sk = proposals[0]
+        for i in np.argsort(-sk, kind="stable")[:500]:
+            point = self.point(self.space.inverse_transform(Xk[i:i + 1])[0])
+            if _key(point) not in avoid and _key(point) not in self.evaluated:
+                return point
+        return self._random(avoid)
+
+    def _model(self, pending: list[list[Any]]) -> tuple[Any, float, float]:
+        """The surrogate with lies at the pending points; (model, best y, y scale)."""
+        X = self.space.transform(self.Xi)
+        y = np.asarray(self.yi)
+        lie = {"cl_min": y.min(), "cl_max": y.max(), "cl_mean": y.mean()}[self.liar]
+        Xp = self.space.transform(pending) if pending else np.empty((0, X.shape[1]))
+        Xa, ya = np.vstack([X, Xp]), np.concatenate([y, np.full(len(Xp), lie)])
+        if self.surrogate == "GP":
+            if self._gp is None:
+                self._gp = _GP(X.shape[1])
+            if self._fitted_on != len(y):
+                self._gp.fit(X, y, self.rng)
+                self._fitted_on = len(y)
+                if self._hedge:
+                    self.gains -= self._gp.predict_std(np.vstack(self._hedge))[0]
+                self.models = [self._gp]
+            gp = self._gp.with_points(Xa, ya) if len(Xp) else self._gp
+            # The incumbent is the best posterior mean at a point seen, not the
+            # best observation: with noise, the luckiest draw would freeze EI.
+            return gp, float(gp.predict_std(X)[0].min()), gp.y_std
+        est = cook_estimator(self.surrogate, space=self.space,
+                             random_state=self.rng.randint(2 ** 31 - 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(Xa, ya)
+        self.models = [est]
+        if self._hedge:
+            self.gains -= est.predict(np.vstack(self._hedge))
+            self._hedge = []
+        return est, float(y.min()), 1.0
+
+    def _predict(self, model: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(model, _GP):
+            return model.predict_std(X)
+        mean, std = model.predict(X, return_std=True)
+        return mean, np.maximum(std, 1e-9)
+
+    def _candidates(self) -> np.ndarray:
+        """Random points of the space and perturbations of the best ones, snapped."""
+        X = self.space.transform(self.space.rvs(_N_RANDOM, random_state=self.rng))
+        Xi = self.space.transform(self.Xi)
+        centres = Xi[np.argsort(self.yi, kind="stable")[:3]]
+        local = [self._perturb(c, sigma, _N_LOCAL) for c in centres for sigma in _LOCAL_SIGMAS]
+        return self._snap(np.vstack([X, *local]))
+
+    def _perturb(self, centre: np.ndarray, sigma: float, n: int) -> np.ndarray:
+        X = np.repeat(centre[None, :], n, axis=0)
+        for dim, col in zip(self.space.dimensions, self._cols):
+            if not isinstance(dim, Categorical):
+                X[:, col] = np.clip(X[:, col] + self.rng.normal(0.0, sigma, (n, 1)), 0.0, 1.0)
+        return X
+
+    def _snap(self, X: np.ndarray) -> np.ndarray:
+        """Round integer dimensions (and one-hot groups) to values they can take."""
+        for dim, col in zip(self.space.dimensions, self._cols):
+            if isinstance(dim, Real):
+                continue
+            part = X[:, col] if dim.transformed_size > 1 else X[:, col.start]
+            X[:, col] = np.asarray(dim.transform(dim.inverse_transform(part)),
+                                   float).reshape(len(X), -1)
+        return X
+
+    def _refine(self, gp: _GP, kind: str, X: np.ndarray, score: np.ndarray, y_best: float,
+                scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """A few rounds of shrinking perturbations around the five best candidates."""
+        for sigma in _REFINE_SIGMAS:
+            top = X[np.argsort(-score, kind="stable")[:5]]
+            new = self._snap(np.vstack([self._perturb(c, sigma, 100) for c in top]))
+            mean, std = gp.predict_std(new)
+            new_score = _acquisition(kind, mean, std, y_best, xi=self.xi / scale,
+                                     kappa=self.kappa)
+            X, score = np.vstack([X, new]), np.concatenate([score, new_score])
+        return X, score
+
+
+def _levels(dim: Any) -> list[Any]:
+    if isinstance(dim, Categorical):
+        return list(dim.categories)
+    return list(range(dim.low, dim.high + 1))
+
+
+def _design(dims: list[Any], n: int, kind: str, seed: int) -> list[list[Any]]:
+    """The initial design: n points from a Sobol' sequence, a Latin hypercube or at random."""
+    if n <= 0:
+        return []
+    space = Space(normalize_dimensions(dims))
+    if kind == "random":
+        raw = space.rvs(n, random_state=seed)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = cook_initial_point_generator(kind).generate(space.dimensions, n,
+                                                              random_state=seed)
+    return [[_plain(d, v) for d, v in zip(space.dimensions, p)] for p in raw]
+
+
+# ─── experiment source (what exp's loop asks and tells) ──────────────────────
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """One evaluation: its id, configuration, status and objective value (None if unusable)."""
+
+    id: int
+    params: dict[str, Any]
+    status: str
+    value: float | None
+    seconds: float | None = None
+    error: str | None = None
+
+
+class _Source:
+    """Suggests configurations to exp's loop and tells it what came back.
+
+    Ids are evaluation indexes (the lowest not yet in the journal), ``run`` is
+    always 1. ``--sync`` hands out a batch of one point per worker and waits
+    for the whole batch, telling its results in id order, so a seeded search
+    suggests the same points whatever the timing of the runs.
+    """
+
+    batching = False  # one evaluation per worker at a time: the next depends on results
+
+    def __init__(self, opt: _Optimizer, mapping: _Mapping, journal: exp._Journal, *,
+                 n_new: int, used_ids: set[int], design: list[list[Any]],
+                 objective: str | None, maximize: bool, sync: bool, batch: int,
+                 retry: list[exp._Task], plotter: _LivePlot | None = None):
+        self.opt, self.mapping, self.journal = opt, mapping, journal
+        self.left = n_new  # new evaluations still to hand out
+        self._ids = (i for i in itertools.count() if i not in used_ids)
+        self.design, self.objective, self.maximize = design, objective, maximize
+        self.sync, self.batch, self.retry, self.plotter = sync, batch, retry, plotter
+        self.pending: dict[int, list[Any]] = {}  # id -> point, handed out, not back yet
+        self._held: list[tuple[int, list[Any], float | None]] = []  # sync: results to tell
+        self.history: list[tuple[int, float]] = []  # (id, value) of usable results, in order
+        self.best: tuple[float, int] | None = None  # (minimised value, id)
+        self.progress: exp._Progress | None = None
+
+    def take(self, k: int) -> list[exp._Task]:
+        if self.sync:
+            if self.pending:
+                return []  # the batch is still running
+            k = min(k, self.batch)
+        tasks = []
+        while len(tasks) < k and (self.retry or self.left > 0):
+            if self.retry:
+                task = self.retry.pop(0)
+                point = self.mapping.to_point(task.params)
+            else:
+                cid = next(self._ids)
+                point = self._next_point(cid)
+                if point is None:  # a finite space with every point pending
+                    self._ids = itertools.chain([cid], self._ids)
+                    break
+                task = exp._Task(cid, 1, self.mapping.to_params(point))
+                self.left -= 1
+            self.pending[task.id] = point
+            tasks.append(task)
+        self._show()
+        return tasks
+
+    def _next_point(self, cid: int) -> list[Any] | None:
+        taken = {_key(p) for p in self.pending.values()} | self.opt.evaluated
+        if cid < len(self.design) and _key(self.design[cid]) not in taken:
+            return self.design[cid]
+        return self.opt.ask(self.pending.values())
+
+    def tell(self, outcome: exp._Outcome) -> None:
+        point = self.pending.pop(outcome.task.id)
+        value = None
+        if outcome.status == "ok":
+            record = outcome.record()
+            value, reason = _objective_value(record.get("result"), self.objective)
+            if value is None:
+                # Journaled again with the reason; the latest record of an id wins.
+                record.update(status="failed", error=f"exp gopt: {reason}\n")
+                outcome.status, outcome.line = "failed", (exp._dumps(record) + "\n").encode()
+                self.journal.write(outcome.line)
+        y = None if value is None else (-value if self.maximize else value)
+        if self.sync:
+            self._held.append((outcome.task.id, point, y))
+            if not self.pending:
+                for cid, p, v in sorted(self._held, key=lambda h: h[0]):
+                    self._record(cid, p, v)
+                self._held = []
+        else:
+            self._record(outcome.task.id, point, y)
+        if self.plotter is not None:
+            self.plotter.update(self.history, self.maximize)
+
+    def _record(self, cid: int, point: list[Any] | None, y: float | None) -> None:
+        if point is None:
+            return
+        if y is None:
+            self.opt.mark(point)
+            return
+        self.opt.tell(point, y)
+        self.history.append((cid, y))
+        if self.best is None or y < self.best[0]:
+            self.best = (y, cid)
+
+    def replay(self, records: Iterable[dict[str, Any]]) -> int:
+        """Tell the optimiser what a journal holds (no re-evaluation); how many told."""
+        told = 0
+        for r in sorted(records, key=lambda r: r["id"]):
+            point = self.mapping.to_point(r.get("params") or {})
+            y = None
+            if r["status"] == "ok":
+                value, _ = _objective_value(r.get("result"), self.objective)
+                y = None if value is None else (-value if self.maximize else value)
+            self._record(r["id"], point, y)
+            told += y is not None and point is not None
+        return told
+
+    def status(self) -> str:
+        """Best value so far and the optimiser's time per suggestion, for the progress line."""
+        parts = []
+        if self.best is not None:
+            value = -self.best[0] if self.maximize else self.best[0]
+            parts.append(f"best {value:.6g} (id {self.best[1]})")
+        if self.opt.seconds:
+            parts.append(f"optimiser {sum(self.opt.seconds) / len(self.opt.seconds):.3f}s/point")
+        return "".join(" | " + p for p in parts)
+
+    def _show(self) -> None:
+        if self.progress is not None:
+            self.progress.extra = self.status()
+
+
+def _warm_points(paths: Iterable[str | os.PathLike], mapping: _Mapping,
+                 objective: str | None, maximize: bool) -> list[tuple[list[Any], float]]:
+    """Points of other journals (a grid's included) that lie inside this space."""
+    points = []
+    for path in paths:
+        for r in exp.read_journal(path):
+            if r["status"] != "ok":
+                continue
+            point = mapping.to_point(r.get("params") or {})
+            if point is None:
+                continue
+            try:
+                value, _ = _objective_value(r.get("result"), objective)
+            except exp.ExpError as e:
+                raise exp.ExpError(f"--warm-start {path}: {e}") from None
+            if value is not None:
+                points.append((point, -value if maximize else value))
+    return points
+
+
+class _Label(str):
+    """The progress label, formatted afresh each time with the source's status.
+
+    A stand-in until exp's ``_run_pool`` accepts a progress object: the loop
+    prints ``exp {label}{done}/{total} ...``, so the best value goes in front.
+    """
+
+    source: _Source
+
+    def __format__(self, spec: str) -> str:
+        return "gopt" + self.source.status().replace(" | ", " ", 1) + " | "
+
+
+def _run(setup: exp._Setup, source: _Source, journal: exp._Journal, *, timeout: float | None,
+         cancel: bool, quiet: bool, total: int) -> tuple[bool, exp._Progress]:
+    """exp's pool and loop, with the optimiser's status on the progress line."""
+    if "progress" in inspect.signature(exp._run_pool).parameters:
+        progress = exp._Progress(total, quiet=quiet, label="gopt ")
+        source.progress = progress
+        return exp._run_pool(setup, source, journal, timeout=timeout, cancel=cancel,
+                             quiet=quiet, total=total, progress=progress)
+    label = _Label("gopt ")
+    label.source = source
+    return exp._run_pool(setup, source, journal, timeout=timeout, cancel=cancel, quiet=quiet,
+                         total=total, label=label)
+
+
+# ─── library API ─────────────────────────────────────────────────────────────
+
+
+@dataclass
+class GoptResult:
+    """What ``optimize`` found: the best configuration ``x`` and its value ``fun``.
+
+    ``evaluations`` holds every evaluation of the journal in id order (earlier
+    sessions included); ``optimizer_seconds`` the optimiser's time for each
+    suggestion of this session, apart from run time.
+    """
+
+    x: dict[str, Any] | None
+    fun: float | None
+    evaluations: list[Evaluation]
+    completed: bool
+    optimizer_seconds: list[float] = field(default_factory=list)
+    journal: Path | None = None
+    plots: list[Path] = field(default_factory=list)
+    maximize: bool = False
+
+    def top(self, k: int = 5) -> list[Evaluation]:
+        """The k best usable evaluations, best first."""
+        ok = [e for e in self.evaluations if e.value is not None]
+        return sorted(ok, key=lambda e: e.value, reverse=self.maximize)[:k]
+
+    @property
+    def n_ok(self) -> int:
+        return sum(e.status == "ok" for e in self.evaluations)
+
+
+def _check_options(n: int, surrogate: str, acquisition: str, liar: str, initial: str,
+                   n_initial: int | None, kappa: float, xi: float) -> None:
+    def valid(name: str, value: str, choices: tuple[str, ...]) -> None:
+        if value not in choices:
+            raise exp.ExpError(f"unknown {name} {value!r} (valid {name}s are "
+                               f"{', '.join(map(repr, choices))})")
+    valid("surrogate", surrogate, SURROGATES)
+    valid("acquisition", acquisition, ACQUISITIONS)
+    valid("liar", liar, LIARS)
+    valid("initial design", initial, INITIAL_DESIGNS)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise exp.ExpError(f"n must be >= 1, got {n!r}")
+    if n_initial is not None and (not isinstance(n_initial, int) or n_initial < 0):
+        raise exp.ExpError(f"--n-initial must be >= 0, got {n_initial!r}")
+    if not (math.isfinite(kappa) and kappa >= 0):
+        raise exp.ExpError(f"--kappa must be >= 0, got {kappa!r}")
+    if not (math.isfinite(xi) and xi >= 0):
+        raise exp.ExpError(f"--xi must be >= 0, got {xi!r}")
+
+
+def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int = 20,
+             workers: int | None = None, surrogate: str = "GP", acquisition: str = "EI",
+             kappa: float = 1.96, xi: float = 0.01, n_initial: int | None = None,
+             initial: str = "sobol", sync: bool = False, liar: str = "cl_min",
+             objective: str | None = None, maximize: bool = False,
+             warm_start: Sequence[str | os.PathLike] = (), plot: bool = False,
+             gpus: Any = None, per_gpu: int = 1, gpus_per_run: int = 1,
+             timeout: float | None = None, out: str | os.PathLike = ".",
+             name: str | None = None, seed: int | None = None, fresh: bool = False,
+             retry_failed: bool = False, cancel: bool = False,
+             quiet: bool = False) -> GoptResult:
+    """Minimise (or, with ``maximize``, maximise) what ``runnable`` returns over ``space``.
+
+    Runs ``n`` evaluations in all, those already in ``OUT/NAME.jsonl``
+    included: calling again with the same arguments replays the journal into
+    the optimiser and evaluates only what is missing. A run that fails, times
+    out, crashes or returns no finite number is journaled with its reason and
+    not told to the optimiser; ``cancel`` stops at the first one instead.
+    Raises ``ExpError`` for bad input before any run starts.
+    """
+    _check_options(n, surrogate, acquisition, liar, initial, n_initial, kappa, xi)
+    setup = exp._prepare(space, runnable, workers=workers, gpus=gpus, per_gpu=per_gpu,
+                         gpus_per_run=gpus_per_run, out=out, name=name, seed=seed)
+    mapping = _Mapping(setup.space)
+    drawn = seed if seed is not None else int(np.random.SeedSequence().entropy % 2 ** 32)
+    extra = {"seed": seed} if seed is not None else {}
+    header = exp._header("gopt", setup.space, setup.runnable, optimizer_seed=drawn,
+                         objective=objective, maximize=maximize, **extra)
+    journal = exp._Journal(setup.journal_path, header, fresh=fresh)
+    try:
+        opt_seed = journal.header.get("optimizer_seed", drawn)
+        opt = _Optimizer(mapping.dims, surrogate=surrogate, acquisition=acquisition,
+                         kappa=kappa, xi=xi, liar=liar, seed=opt_seed)
+        warm = _warm_points(warm_start, mapping, objective, maximize)
+        for point, y in warm:
+            opt.tell(point, y)
+        records = exp._latest(journal.records)
+        retry = [r for r in records if retry_failed and r["status"] != "ok"
+                 and mapping.to_point(r.get("params") or {}) is not None]
+        k = default_n_initial(len(mapping.dims), n) if n_initial is None else n_initial
+        source = _Source(
+            opt, mapping, journal, n_new=max(0, n - len(records)),
+            used_ids={r["id"] for r in records},
+            design=_design(mapping.dims, max(0, k - len(warm)), initial, opt_seed),
+            objective=objective, maximize=maximize, sync=sync, batch=len(setup.slots),
+            retry=[exp._Task(r["id"], 1, r["params"]) for r in sorted(retry, key=_by_id)],
+            plotter=_LivePlot(setup.out / f"{setup.name}_convergence.png") if plot else None)
+        source.replay([r for r in records if r not in retry])
+        total = source.left + len(source.retry)
+        completed, progress = True, None
+        if total:
+            completed, progress = _run(setup, source, journal, timeout=timeout, cancel=cancel,
+                                       quiet=quiet, total=total)
+    except BaseException:
+        exp._finish(setup, journal, None, quiet=True)
+        raise
+    exp._finish(setup, journal, progress, quiet=quiet, objective=objective, maximize=maximize)
+    result = _result(setup.journal_path, objective, maximize, completed, opt.seconds)
+    if plot:
+        result.plots = [source.plotter.close(source.history, maximize),
+                        *_final_plots(opt, setup.out, setup.name)]
+    if not quiet:
+        print(_report(result), file=sys.stderr)
+    return result
+
+
+def _by_id(record: dict[str, Any]) -> int:
+    return record["id"]
+
+
+def _result(path: Path, objective: str | None, maximize: bool,
+            completed: bool, seconds: list[float]) -> GoptResult:
+    evaluations = []
+    for r in exp.read_journal(path):
+        value = None
+        if r["status"] == "ok":
+            value, _ = _objective_value(r.get("result"), objective)
+        error = (r.get("error") or "").strip().splitlines()
+        evaluations.append(Evaluation(r["id"], r.get("params") or {}, r["status"], value,
+                                      r.get("seconds"), error[-1] if error else None))
+    result = GoptResult(None, None, evaluations, completed, list(seconds), path,
+                        maximize=maximize)
+    best = result.top(1)
+    if best:
+        result.x, result.fun = dict(best[0].params), best[0].value
+    return result
+
+
+def _report(result: GoptResult) -> str:
+    """The end of the output: optimiser time apart from run time, the best, the top 5."""
+    lines = []
+    if result.optimizer_seconds:
+        s = result.optimizer_seconds
+        run_s = sum(e.seconds or 0.0 for e in result.evaluations)
+        lines.append(f"optimiser: {len(s)} suggestion(s), {sum(s):.2f}s in all, "
+                     f"{sum(s) / len(s):.3f}s each (runs: {run_s:.2f}s of run time in all)")
+    if result.x is None:
+        lines.append("no usable result yet")
+        return "\n".join(lines)
+    lines.append(f"best: {result.fun:.6g} {exp._dumps(result.x)}")
+    return "\n".join(lines)
+
+
+# ─── plots ───────────────────────────────────────────────────────────────────
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot, on the Agg backend when there is no display."""
+    import matplotlib
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                 or os.environ.get("WAYLAND_DISPLAY")):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _interactive(plt: Any) -> bool:
+    import matplotlib
+    return matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo",
+                                                    "template")
+
+
+def _save(fig: Any, path: Path) -> Path:
+    """Write a PNG whole or not at all (a reader never sees half a file)."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _draw_convergence(ax: Any, history: list[tuple[int, float]], maximize: bool) -> None:
+    """Best value so far against evaluations (history: (id, minimised value))."""
+    ax.clear()
+    values = [-y if maximize else y for _, y in sorted(history)]
+    best = (np.maximum if maximize else np.minimum).accumulate(values) if values else []
+    n = np.arange(1, len(values) + 1)
+    ax.plot(n, values, ".", color="0.6", label="evaluation")
+    ax.plot(n, best, "-", color="C0", lw=2, label=f"best so far ({'max' if maximize else 'min'})")
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("objective")
+    ax.set_title("convergence")
+    ax.grid(alpha=0.3)
+    if values:
+        ax.legend(loc="best")
+
+
+class _LivePlot:
+    """The convergence plot, redrawn every few seconds while the search runs."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._last = 0.0
+        self._plt = _pyplot()
+        self._fig, self._ax = self._plt.subplots(figsize=(6.4, 4.2))
+        self._live = _interactive(self._plt)
+        if self._live:
+            self._plt.ion()
+            self._plt.show(block=False)
+
+    def update(self, history: list[tuple[int, float]], maximize: bool, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < _PLOT_EVERY:
+            return
+        self._last = now
+        _draw_convergence(self._ax, history, maximize)
+        self._fig.tight_layout()
+        _save(self._fig, self.path)
+        if self._live:
+            self._plt.pause(0.001)
+
+    def close(self, history: list[tuple[int, float]], maximize: bool) -> Path:
+        self.update(history, maximize, force=True)
+        self._plt.close(self._fig)
+        return self.path
+
+
+def _final_plots(opt: _Optimizer, out: Path, name: str) -> list[Path]:
+    """Partial dependence (``plot_objective``) and evaluations (``plot_evaluations``)."""
+    if len(opt.yi) < 2:
+        return []
+    from skopt.plots import plot_evaluations, plot_objective
+    from skopt.utils import create_result
+    plt = _pyplot()
+    X = opt.space.transform(opt.Xi)
+    if opt.surrogate in ("GP", "random"):
+        model = _GP(X.shape[1]).fit(X, np.asarray(opt.yi), np.random.RandomState(0))
+    else:
+        model = cook_estimator(opt.surrogate, space=opt.space, random_state=0)
+        model.fit(X, opt.yi)
+    result = create_result(opt.Xi, opt.yi, opt.space, models=[model])
+    paths = []
+    for kind, draw in (("objective", lambda: plot_objective(
+                           result, n_points=20, n_samples=100, size=4 if len(opt.Xi[0]) < 3 else 2)),
+                       ("evaluations", lambda: plot_evaluations(result) if len(opt.Xi[0]) > 1
+                        else _evaluations_1d(plt, opt))):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                axes = draw()
+            fig = np.ravel(axes)[0].figure
+            paths.append(_save(fig, out / f"{name}_{kind}.png"))
+            plt.close(fig)
+        except Exception as e:  # noqa: BLE001 - a plot must not lose a finished search
+            exp.log.warning("cannot draw the %s plot: %s", kind, e)
+    return paths
+
+
+def _evaluations_1d(plt: Any, opt: _Optimizer) -> Any:
+    """plot_evaluations for one dimension (scikit-optimize's needs two): x against value."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    x = [p[0] for p in opt.Xi]
+    dim = opt.space.dimensions[0]
+    if isinstance(dim, Categorical):
+        x = [str(v) for v in x]
+    ax.scatter(x, opt.yi, c=np.arange(len(x)), cmap="viridis")
+    ax.set_xlabel(dim.name)
+    ax.set_ylabel("objective (minimised)")
+    if isinstance(dim, (Real, Integer)) and dim.prior == "log-uniform":
+        ax.set_xscale("log")
+    ax.set_title("evaluations (colour: order)")
+    fig.tight_layout()
+    return ax
+
+
+def plot_journal(path: str | os.PathLike, *, objective: str | None = None,
+                 maximize: bool = False) -> str:
+    """Redraw the convergence plot of a journal as ``NAME_convergence.png``; its path."""
+    path = Path(path)
+    records = exp.read_journal(path)
+    header, _, _ = exp._read_lines(path)
+    header = header or {}
+    objective = objective or header.get("objective")
+    maximize = maximize or bool(header.get("maximize"))
+    history = []
+    for r in records:
+        if r["status"] == "ok":
+            value, _ = _objective_value(r.get("result"), objective)
+            if value is not None:
+                history.append((r["id"], -value if maximize else value))
+    if not history:
+        raise exp.ExpError(f"{path}: no usable result to plot")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    _draw_convergence(ax, history, maximize)
+    fig.tight_layout()
+    png = _save(fig, path.with_name(path.name.removesuffix(".jsonl") + "_convergence.png"))
+    plt.close(fig)
+    return str(png)
+
+
+# ─── command line ────────────────────────────────────────────────────────────
+
+
+def main(args: argparse.Namespace) -> int:
+    """``exp gopt``: parsed by ``exp.main``; 0 when every run was ok, else 1."""
+    gpus = "all" if args.gpu and args.gpus is None else args.gpus
+    result = optimize(
+        args.params, args.module, n=args.n, workers=args.workers, surrogate=args.surrogate,
+        acquisition=args.acquisition, kappa=args.kappa, xi=args.xi, n_initial=args.n_initial,
+        initial=args.initial, sync=args.sync, liar=args.liar, objective=args.objective,
+        maximize=args.maximize, warm_start=args.warm_start, plot=args.plot, gpus=gpus,
+        per_gpu=args.per_gpu, gpus_per_run=args.gpus_per_run, timeout=args.timeout,
+        out=args.out, name=args.name, seed=args.seed, fresh=args.fresh,
+        retry_failed=args.retry_failed, cancel=args.cancel, quiet=args.quiet)
+    all_ok = result.completed and all(e.status == "ok" for e in result.evaluations)
+    return exp.EXIT_OK if all_ok else exp.EXIT_NOT_OK
