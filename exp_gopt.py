@@ -479,7 +479,12 @@ class _Optimizer:
     def _predict(self, model: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(model, _GP):
             return model.predict_std(X)
-        mean, std = model.predict(X, return_std=True)
+        if hasattr(model, "quantiles"):  # GBRT; its return_std needs np.in1d, gone in numpy 2.4
+            q = model.predict(X, return_quantiles=True)
+            at = {v: i for i, v in enumerate(model.quantiles)}
+            mean, std = q[:, at[0.5]], (q[:, at[0.84]] - q[:, at[0.16]]) / 2.0
+        else:
+            mean, std = model.predict(X, return_std=True)
         return mean, np.maximum(std, 1e-9)
 
     def _candidates(self) -> np.ndarray:
