@@ -151,8 +151,11 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"result of type {type(obj).__name__} is not JSON-serialisable")
 
 
+_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_json_default, separators=(",", ":"))
+    return _ENCODER.encode(obj)
 
 
 def _file_hash(path: str | os.PathLike) -> str:
@@ -499,6 +502,8 @@ def _values(spec: dict[str, Any], rng: random.Random) -> list[Any]:
         return _draw(spec, rng)
     low, high = spec["bounds"]
     cast = int if spec["dtype"] == "int" else float
+    if type(low) is int and type(high) is int and type(spec["step"]) is int:
+        return list(map(cast, range(low, high, spec["step"])))  # exact already, and fast
     start, step = _exact(low), _exact(spec["step"])
     return [cast(start + i * step) for i in range(_range_count(low, high, spec["step"]))]
 
@@ -830,22 +835,29 @@ def _accepted_extras(func: Callable[..., Any]) -> tuple[bool, frozenset[str]]:
 
 def _read_lines(path: Path) -> tuple[dict | None, list[dict], int]:
     """(header, records, lines skipped). A torn or garbled line is skipped, never fatal."""
-    header, records, skipped = None, [], 0
     with open(path, "rb") as f:
-        for raw in f:
+        lines = [line for line in f.read().split(b"\n") if line.strip()]
+    try:  # one parse for the whole file; line by line only when some line is bad
+        objs = json.loads(b"[" + b",".join(lines) + b"]")
+        if len(objs) != len(lines):
+            raise ValueError("a line held more than one value")
+    except ValueError:
+        objs = []
+        for line in lines:
             try:
-                obj = json.loads(raw)
+                objs.append(json.loads(line))
             except ValueError:
-                skipped += 1
-                continue
-            if not isinstance(obj, dict):
-                skipped += 1
-            elif obj.get("kind") == "header":
-                header = header or obj
-            elif "id" in obj and "run" in obj and obj.get("status") in STATUSES:
-                records.append(obj)
-            else:
-                skipped += 1
+                objs.append(None)
+    header, records, skipped = None, [], 0
+    for obj in objs:
+        if not isinstance(obj, dict):
+            skipped += 1
+        elif obj.get("kind") == "header":
+            header = header or obj
+        elif "id" in obj and "run" in obj and obj.get("status") in STATUSES:
+            records.append(obj)
+        else:
+            skipped += 1
     return header, records, skipped
 
 
@@ -1008,9 +1020,9 @@ def write_csv(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, columns)
-            writer.writeheader()
-            writer.writerows(rows)
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            writer.writerows([row.get(c, "") for c in columns] for row in rows)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -1092,9 +1104,21 @@ class _Capture:
         self.tmp.unlink(missing_ok=True)
 
 
+#: A worker sends the results it holds once this much time has passed since
+#: its last send, or when its queue runs dry: one write per few ms of short
+#: runs instead of one per run, and at once for any run longer than this.
+_SEND_EVERY = 0.005
+
+
 def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: str,
-                 runnable_hash: str) -> None:
-    """Run the tasks the driver sends, in order, reporting each as it ends."""
+                 runnable_hash: str, state: Any = None) -> None:
+    """Run the tasks the driver sends, in order, reporting each as it ends.
+
+    ``state`` (shared memory, local pool only) holds the monotonic start time of
+    the run in progress and how many runs this worker has started, so the
+    driver can pin a death or a timeout on one run even while results are
+    held back for a few milliseconds.
+    """
     import traceback
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
@@ -1109,9 +1133,12 @@ def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: 
         sys.stderr.write(text)
         conn.send_bytes(_MSG_FATAL + text.encode())
         return
-    extras = {"worker": worker, "gpu": gpu}
+    extras = [(k, v) for k, v in {"worker": worker, "gpu": gpu}.items()
+              if var_kw or k in extras_named]
+    pass_id, pass_run = var_kw or "id" in extras_named, var_kw or "run" in extras_named
     conn.send_bytes(_MSG_READY)
-    clock = time.time
+    clock, monotonic = time.time, time.monotonic
+    outbox, last_sent = bytearray(), monotonic()
     while True:
         try:
             batch = conn.recv()
@@ -1119,29 +1146,38 @@ def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: 
             break
         if batch is None:
             break
-        for tid, trun, params in batch:
+        for i, (tid, trun, params) in enumerate(batch, 1):
             task = _Task(tid, trun, params)
-            kwargs = dict(params)
-            for key, value in (("id", tid), ("run", trun), *extras.items()):
-                if var_kw or key in extras_named:
-                    kwargs[key] = value
+            kwargs = dict(params, **dict(extras))
+            if pass_id:
+                kwargs["id"] = tid
+            if pass_run:
+                kwargs["run"] = trun
+            if state is not None:
+                state[0] = monotonic()  # the start first: the driver reads the count first
+                state[1] += 1
             start = clock()
             try:
-                result = func(**kwargs)
-                line = _record(task, "ok", result, None, worker, gpu, start, clock(),
-                               runnable_hash)
-                status = _MSG_OK
-            except BaseException as e:  # noqa: BLE001 - a failing run is data
-                end = clock()
-                text = traceback.format_exc()
-                if isinstance(e, TypeError) and "JSON" in str(e):
-                    text = f"the run returned a value exp cannot journal: {e}\n"
-                sys.stderr.write(text)
-                line = _record(task, "failed", None, text, worker, gpu, start, end,
-                               runnable_hash)
-                status = _MSG_FAILED
+                result, status, error = func(**kwargs), _MSG_OK, None
+            except BaseException:  # noqa: BLE001 - a failing run is data, SystemExit too
+                result, status, error = None, _MSG_FAILED, traceback.format_exc()
+            end = clock()
+            try:
+                line = _record(task, "ok" if error is None else "failed", result, error, worker,
+                               gpu, start, end, runnable_hash)
+            except (TypeError, ValueError) as e:  # the child serialises, so this is no dead pipe
+                status, error = _MSG_FAILED, f"the run returned a value exp cannot journal: {e}\n"
+                line = _record(task, "failed", None, error, worker, gpu, start, end, runnable_hash)
+            if error is not None:
+                sys.stderr.write(error)
             capture.keep(task)
-            conn.send_bytes(status + line)
+            outbox += status
+            outbox += line
+            now = monotonic()
+            if i == len(batch) or now - last_sent >= _SEND_EVERY:
+                conn.send_bytes(outbox)
+                outbox.clear()
+                last_sent = now
     capture.close()
 
 
@@ -1179,10 +1215,21 @@ class _Worker:
     gpu: str | None
     process: Any
     conn: Any
-    queue: deque = field(default_factory=deque)  # sent tasks in run order; [0] is running
-    ready: bool = False  # runnable loaded; the head's clock starts then
-    head_since: float = 0.0  # monotonic time the head task started (once ready)
-    head_wall: float = 0.0  # the same, wall clock, for a record the driver writes
+    state: Any  # shared with the worker: [start of the run in progress, runs started]
+    queue: deque = field(default_factory=deque)  # sent, not reported, in run order
+    reported: int = 0  # results received over this worker's life
+    ready: bool = False  # runnable loaded
+    heard: float = 0.0  # monotonic time of the last message, to estimate run times
+
+    def running(self) -> tuple[int, float] | None:
+        """(offset in queue, monotonic start) of the run in progress, or None."""
+        while True:  # the worker writes start then count; read count, start, count
+            started = int(self.state[1])
+            since = self.state[0]
+            if int(self.state[1]) == started:
+                break
+        offset = started - 1 - self.reported
+        return (offset, since) if 0 <= offset < len(self.queue) else None
 
 
 class _LocalPool:
@@ -1192,6 +1239,9 @@ class _LocalPool:
     #: hide the round trip, small enough to balance the tail and limit requeues.
     QUEUE_SECONDS = 0.02
     MAX_QUEUE = 256
+    #: Runs shorter than this always have the next one queued behind them, so a
+    #: worker never waits a driver round trip between two runs.
+    PREFETCH_BELOW = 1.0
 
     def __init__(self, runnable: str, slots: list[str | None], *, logs: Path,
                  runnable_hash: str, timeout: float | None = None, batching: bool = True):
@@ -1201,7 +1251,7 @@ class _LocalPool:
         self.runnable_hash, self.timeout, self.batching = runnable_hash, timeout, batching
         self.workers: list[_Worker | None] = [None] * len(slots)
         self.pending: deque[_Task] = deque()  # submitted, not yet sent to a worker
-        self._mean = 1.0  # moving mean of run seconds; sets the queue depth
+        self._mean = self.QUEUE_SECONDS  # moving mean of run seconds; sets the queue depth
         self.startup_seconds = 0.0
 
     @property
@@ -1215,17 +1265,21 @@ class _LocalPool:
 
     def _spawn(self, i: int) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
+        state = self._ctx.RawArray("d", 2)
         process = self._ctx.Process(
             target=_worker_main, name=f"exp-worker-{i}", daemon=True,
-            args=(child, self.runnable, i, self.slots[i], str(self.logs), self.runnable_hash))
+            args=(child, self.runnable, i, self.slots[i], str(self.logs), self.runnable_hash,
+                  state))
         process.start()
         child.close()  # else the driver would never see EOF from a dead worker
-        self.workers[i] = _Worker(i, self.slots[i], process, parent)
+        self.workers[i] = _Worker(i, self.slots[i], process, parent, state)
 
     def _depth(self) -> int:
         if not self.batching:
             return 1
-        return max(1, min(self.MAX_QUEUE, int(self.QUEUE_SECONDS / max(self._mean, 1e-6)) + 1))
+        if self._mean >= self.PREFETCH_BELOW:
+            return 1  # long runs: a round trip per run costs nothing; keep the tail balanced
+        return max(2, min(self.MAX_QUEUE, int(self.QUEUE_SECONDS / max(self._mean, 1e-6)) + 1))
 
     def room(self) -> int:
         """How many more tasks to submit now to keep every worker busy."""
@@ -1247,8 +1301,8 @@ class _LocalPool:
             while self.pending and len(w.queue) + len(batch) < depth:
                 batch.append(self.pending.popleft())
             if batch:
-                if not w.queue and w.ready:
-                    w.head_since, w.head_wall = time.monotonic(), time.time()
+                if not w.queue:
+                    w.heard = time.monotonic()
                 w.queue.extend(batch)
                 # Small messages on a socketpair: the send cannot block for long,
                 # because the worker reads its pipe between runs.
@@ -1279,34 +1333,39 @@ class _LocalPool:
     def _next_deadline(self) -> float | None:
         if self.timeout is None:
             return None
-        heads = [w.head_since for w in self.workers if w and w.queue and w.ready]
-        if not heads:
-            return None
-        return max(0.0, min(heads) + self.timeout - time.monotonic())
+        starts = [r[1] for w in self.workers if w and w.queue and (r := w.running())]
+        if not starts:
+            # Nothing measurable is running; a worker that starts one reports
+            # nothing until it ends, so look again within the timeout.
+            return self.timeout if any(w and w.queue for w in self.workers) else None
+        return max(0.0, min(starts) + self.timeout - time.monotonic())
 
     def _on_messages(self, w: _Worker, outcomes: list[_Outcome]) -> None:
         try:
             while w.conn.poll():
-                msg = w.conn.recv_bytes()
-                kind = msg[:1]
-                if kind == _MSG_READY:
-                    w.ready = True
-                    if not self.startup_seconds and all(x and x.ready for x in self.workers):
-                        self.startup_seconds = time.monotonic() - self._t_start
-                    w.head_since, w.head_wall = time.monotonic(), time.time()
-                elif kind == _MSG_FATAL:
-                    raise RunnableError(_fatal_message(self.runnable, msg[1:].decode()))
-                else:
-                    self._on_result(w, kind, msg[1:], outcomes)
+                self._on_message(w, w.conn.recv_bytes(), outcomes)
         except (EOFError, OSError):
             pass  # the worker is gone; its sentinel reports it
 
-    def _on_result(self, w: _Worker, kind: bytes, line: bytes, outcomes: list[_Outcome]) -> None:
-        task = w.queue.popleft()
-        now = time.monotonic()
-        self._mean += 0.2 * (now - w.head_since - self._mean)
-        w.head_since, w.head_wall = now, time.time()
-        outcomes.append(_Outcome(task, "ok" if kind == _MSG_OK else "failed", line))
+    def _on_message(self, w: _Worker, msg: bytes, outcomes: list[_Outcome]) -> None:
+        kind = msg[:1]
+        if kind == _MSG_READY:
+            w.ready = True
+            w.heard = time.monotonic()
+            if not self.startup_seconds and all(x and x.ready for x in self.workers):
+                self.startup_seconds = time.monotonic() - self._t_start
+        elif kind == _MSG_FATAL:
+            raise RunnableError(_fatal_message(self.runnable, msg[1:].decode()))
+        else:  # one or more results: a status byte and a journal line each
+            lines = msg.split(b"\n")[:-1]
+            now = time.monotonic()
+            self._mean += 0.2 * ((now - w.heard) / len(lines) - self._mean)
+            w.heard = now
+            for line in lines:
+                task = w.queue.popleft()
+                w.reported += 1
+                outcomes.append(_Outcome(task, "ok" if line[:1] == _MSG_OK else "failed",
+                                         line[1:] + b"\n"))
 
     def _on_death(self, w: _Worker, outcomes: list[_Outcome]) -> None:
         self._on_messages(w, outcomes)  # results it sent before dying still count
@@ -1314,32 +1373,45 @@ class _LocalPool:
         if not w.ready:
             raise RunnableError(f"{self.runnable}: a worker died while loading it "
                                 f"({_signal_text(w.process.exitcode)}); see {self.logs}")
-        if w.queue:
-            outcomes.append(self._blame(w, "crashed", _signal_text(w.process.exitcode)))
+        outcome = self._blame(w, "crashed", _signal_text(w.process.exitcode))
+        if outcome:
+            outcomes.append(outcome)
         self._respawn(w)
 
     def _kill_overdue(self, outcomes: list[_Outcome]) -> None:
         if self.timeout is None:
             return
-        now = time.monotonic()
         for w in list(self.workers):
-            if w and w.queue and w.ready and now - w.head_since >= self.timeout:
+            running = w.running() if w and w.queue else None
+            if running and time.monotonic() - running[1] >= self.timeout:
                 self._on_messages(w, outcomes)  # it may have just finished
-                if w.queue and time.monotonic() - w.head_since >= self.timeout:
+                running = w.running()
+                if running and time.monotonic() - running[1] >= self.timeout:
                     w.process.kill()
                     w.process.join()
                     outcomes.append(self._blame(w, "timeout",
                                                 f"killed after --timeout {self.timeout:g}s"))
                     self._respawn(w)
 
-    def _blame(self, w: _Worker, status: str, error: str) -> _Outcome:
-        """The head task ends with ``status``; the ones queued behind it go back."""
-        task = w.queue.popleft()
-        self.pending.extendleft(reversed(w.queue))
+    def _blame(self, w: _Worker, status: str, error: str) -> _Outcome | None:
+        """The run in progress ends with ``status``; every other task of the queue goes back.
+
+        Runs that finished but whose results the worker still held are run
+        again: nothing unjournaled is ever counted as done.
+        """
+        running = w.running()
+        queue = list(w.queue)
         w.queue.clear()
+        if running is None:  # died between runs: nobody to blame
+            self.pending.extendleft(reversed(queue))
+            return None
+        offset, since = running
+        task = queue.pop(offset)
+        self.pending.extendleft(reversed(queue))
         _salvage_log(self.logs, w.process.pid, task, error)
-        line = _record(task, status, None, error, w.index, w.gpu, w.head_wall, time.time(),
-                       self.runnable_hash)
+        now = time.time()
+        line = _record(task, status, None, error, w.index, w.gpu,
+                       now - (time.monotonic() - since), now, self.runnable_hash)
         return _Outcome(task, status, line)
 
     def _respawn(self, w: _Worker) -> None:
@@ -1915,11 +1987,10 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
         source = _GridSource(tasks)
         completed, progress = _run_pool(setup, source, journal, timeout=timeout, cancel=cancel,
                                         quiet=quiet, total=total)
-        _finish(setup, journal, progress, quiet=quiet)
     except BaseException:
         _finish(setup, journal, None, quiet=True)
         raise
-    return read_journal(setup.journal_path)
+    return _finish(setup, journal, progress, quiet=quiet)
 
 
 def _latest(records: list[dict]) -> list[dict]:
@@ -1927,8 +1998,8 @@ def _latest(records: list[dict]) -> list[dict]:
 
 
 def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None, *, quiet: bool,
-            objective: str | None = None, maximize: bool = False) -> None:
-    """Close the journal and rewrite the CSV from it; print the summary."""
+            objective: str | None = None, maximize: bool = False) -> list[dict[str, Any]]:
+    """Close the journal and rewrite the CSV from it; print the summary; return the records."""
     journal.close()
     records = read_journal(setup.journal_path)
     try:
@@ -1943,6 +2014,7 @@ def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None, *, qui
     if not quiet:
         print(summarize(records, journal=setup.journal_path, progress=progress,
                         objective=objective, maximize=maximize), file=sys.stderr)
+    return records
 
 
 # ─── progress and summary ────────────────────────────────────────────────────

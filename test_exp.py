@@ -734,3 +734,26 @@ def test_read_journal_skips_garbage(tmp_path):
     assert len(exp.read_journal(path, latest=False)) == 2
     with pytest.raises(exp.JournalError, match="no such journal"):
         exp.read_journal(tmp_path / "none.jsonl")
+
+
+@pytest.mark.timeout(60)
+def test_crash_and_timeout_among_batched_short_runs_are_pinned_on_their_run(tmp_path):
+    """Short runs are queued several per worker and reported in bursts; a death
+    or a timeout still lands on exactly the run that caused it."""
+    write(tmp_path / "s.toml", '[x]\ntype = "range"\nbounds = [0, 600]\ndtype = "int"\n')
+    write(tmp_path / "job.py", textwrap.dedent("""
+        import os, time
+        def run(x):
+            if x in (150, 420):
+                os._exit(5)
+            if x == 300:
+                time.sleep(60)
+            return x
+    """))
+    records = exp.run_experiment(tmp_path / "s.toml", str(tmp_path / "job.py"), workers=2,
+                                 out=tmp_path, timeout=2, quiet=True)
+    lines = journal_lines(tmp_path / "s.jsonl")
+    assert sorted(r["id"] for r in lines) == list(range(600)), "each run exactly once"
+    bad = {r["id"]: r["status"] for r in records if r["status"] != "ok"}
+    assert bad == {150: "crashed", 300: "timeout", 420: "crashed"}
+    assert all(r["result"] == r["id"] for r in records if r["status"] == "ok")
