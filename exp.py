@@ -1041,14 +1041,20 @@ class _Task:
     params: dict[str, Any]
 
 
-def _record(task: _Task, status: str, result: Any, error: str | None, worker: int,
+def _record(task: _Task, status: str, result: Any, error: str | None, worker: int | str,
             gpu: str | None, start: float, end: float, runnable_hash: str) -> bytes:
-    """A journal line; built the same way by workers and, for deaths, by the driver."""
-    return (_dumps({"id": task.id, "run": task.run, "params": task.params, "status": status,
-                    "result": result, "error": error, "worker": worker, "gpu": gpu,
-                    "start": round(start, 6), "end": round(end, 6),
-                    "seconds": round(end - start, 6), "runnable_hash": runnable_hash})
-            + "\n").encode()
+    """A journal line; built the same way by workers and, for deaths, by the driver.
+
+    Written by hand around the encoder (a hot path: one per run); only the
+    parameters, the result, the error and the worker label go through JSON.
+    """
+    return (f'{{"id":{task.id},"run":{task.run},"params":{_dumps(task.params)},'
+            f'"status":"{status}","result":{_dumps(result)},'
+            f'"error":{"null" if error is None else _dumps(error)},'
+            f'"worker":{worker if type(worker) is int else _dumps(worker)},'
+            f'"gpu":{"null" if gpu is None else _dumps(gpu)},"start":{start:.6f},'
+            f'"end":{end:.6f},"seconds":{end - start:.6f},"runnable_hash":"{runnable_hash}"}}\n'
+            ).encode()
 
 
 #: First byte of each message a worker sends; results carry a journal line after it.
