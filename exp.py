@@ -78,6 +78,8 @@ class DTypes(str, enum.Enum):
 
 
 _PRIORS = ("uniform", "log-uniform")
+#: Most values one parameter may take in a grid (each is held in memory).
+_MAX_VALUES = 1_000_000
 _KEYS = {
     Types.VALUE: ("value",),
     Types.LIST: ("value",),
@@ -107,9 +109,15 @@ class ParamError(ExpError, ValueError):
     def __init__(self, message: str, *, file: str | os.PathLike | None = None,
                  param: str | None = None):
         self.file, self.param, self.reason = file, param, message
-        prefix = f"{os.fspath(file)}: " if file is not None else ""
-        prefix += f"[{param}]: " if param is not None else ""
+        prefix = f"{_printable(os.fspath(file))}: " if file is not None else ""
+        prefix += f"[{_printable(param)}]: " if param is not None else ""
         super().__init__(prefix + message)
+
+
+def _printable(text: Any) -> str:
+    """Text for a one-line message: repr() when it holds newlines or escape codes."""
+    text = str(text)
+    return text if text.isprintable() else repr(text)
 
 
 class ParamDecodeError(ParamError):
@@ -369,6 +377,8 @@ def _read_toml(filename: str) -> dict[str, Any]:
                                file=filename) from None
     except tomllib.TOMLDecodeError as e:
         raise ParamDecodeError(f"invalid TOML: {e}", file=filename) from None
+    except RecursionError:
+        raise ParamDecodeError("invalid TOML: nested too deeply", file=filename) from None
 
 
 def _validate(name: Any, spec: Any, file: str | None) -> dict[str, Any]:
@@ -410,6 +420,10 @@ def _validate(name: Any, spec: Any, file: str | None) -> dict[str, Any]:
             raise fail(f"step must be a number > 0, got {step!r}")
         if dtype == "int" and step != int(step):
             raise fail(f"step must be an integer for dtype 'int', got {step!r}")
+        count = _range_count(low, high, step)
+        if count > _MAX_VALUES:
+            raise fail(f"bounds [{low!r}, {high!r}] with step {step!r} give {count:,} values "
+                       f"(at most {_MAX_VALUES:,}; use a larger step, or 'random' values)")
         return {"type": kind.value, "bounds": [low, high], "step": step, "dtype": dtype}
     prior = spec.get("prior", "uniform")
     if prior not in _PRIORS:
@@ -417,8 +431,8 @@ def _validate(name: Any, spec: Any, file: str | None) -> dict[str, Any]:
     if prior == "log-uniform" and low <= 0:
         raise fail(f"log-uniform bounds must be > 0, got [{low!r}, {high!r}]")
     n = spec.get("n", 1)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise fail(f"n must be an integer >= 1, got {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= _MAX_VALUES:
+        raise fail(f"n must be an integer from 1 to {_MAX_VALUES:,}, got {n!r}")
     persist = spec.get("persist", False)
     if not isinstance(persist, bool):
         raise fail(f"persist must be true or false, got {persist!r}")
@@ -444,14 +458,16 @@ def _check_bounds(bounds: Any, dtype: str, fail: Callable[[str], ParamError]) ->
     return low, high
 
 
-def _check_plain(value: Any, fail: Callable[[str], ParamError]) -> None:
-    """Values must survive the JSON journal: no dates or times."""
+def _check_plain(value: Any, fail: Callable[[str], ParamError], depth: int = 0) -> None:
+    """Values must survive the JSON journal: no dates or times, no absurd nesting."""
+    if depth > 64:
+        raise fail("value is nested more than 64 levels deep")
     if isinstance(value, dict):
         for v in value.values():
-            _check_plain(v, fail)
+            _check_plain(v, fail, depth + 1)
     elif isinstance(value, list):
         for v in value:
-            _check_plain(v, fail)
+            _check_plain(v, fail, depth + 1)
     elif not isinstance(value, (str, int, float, bool)):
         raise fail(f"values must be strings, numbers, booleans, arrays or tables, "
                    f"got {type(value).__name__} {value!r}")
@@ -779,19 +795,35 @@ def _bound_names(node: Any) -> set[str]:
 def _check_signature(runnable: _Runnable, names: Iterable[str]) -> None:
     """Refuse before any run a space the function cannot be called with."""
     sig = _static_signature(runnable)
-    if sig is None:
-        return
+    if sig is not None:
+        _check_accepts(runnable.spec, runnable.function, sig, names)
+
+
+def _check_accepts(where: str, function: str, sig: tuple[set[str], set[str], bool],
+                   names: Iterable[str]) -> None:
     accepted, required, var_kw = sig
     names = set(names)
-    where = runnable.spec
     for name in sorted(names - accepted) if not var_kw else ():
-        raise RunnableError(f"{where}: {runnable.function}() does not accept the parameter "
+        raise RunnableError(f"{where}: {function}() does not accept the parameter "
                             f"{name!r} of the space (add it to the signature or add **kwargs)")
     missing = required - names - set(_RESERVED)
     if missing:
-        raise RunnableError(f"{where}: {runnable.function}() requires {_quoted(sorted(missing))}, "
+        raise RunnableError(f"{where}: {function}() requires {_quoted(sorted(missing))}, "
                             "which the space does not define (add it to the param file or give "
                             "it a default)")
+
+
+def _live_signature(func: Callable[..., Any]) -> tuple[set[str], set[str], bool] | None:
+    """The same as _static_signature, from the imported function (lambdas, partials…)."""
+    import inspect
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    required = {p.name for p in params if p.default is p.empty
+                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)}
+    return named, required, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
 def load_runnable(spec: str) -> Callable[..., Any]:
@@ -820,14 +852,10 @@ def load_runnable(spec: str) -> Callable[..., Any]:
 
 def _accepted_extras(func: Callable[..., Any]) -> tuple[bool, frozenset[str]]:
     """(takes **kwargs, which of exp's extra keys it accepts by name)."""
-    import inspect
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
+    sig = _live_signature(func)
+    if sig is None:
         return True, frozenset()
-    var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
-    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return var_kw, frozenset(names & set(_RESERVED))
+    return sig[2], frozenset(sig[0] & set(_RESERVED))
 
 
 # ─── journal ─────────────────────────────────────────────────────────────────
@@ -850,15 +878,25 @@ def _read_lines(path: Path) -> tuple[dict | None, list[dict], int]:
                 objs.append(None)
     header, records, skipped = None, [], 0
     for obj in objs:
-        if not isinstance(obj, dict):
-            skipped += 1
-        elif obj.get("kind") == "header":
+        if _is_header(obj):
             header = header or obj
-        elif "id" in obj and "run" in obj and obj.get("status") in STATUSES:
+        elif _is_record(obj):
             records.append(obj)
         else:
             skipped += 1
     return header, records, skipped
+
+
+def _is_header(obj: Any) -> bool:
+    return (isinstance(obj, dict) and obj.get("kind") == "header"
+            and isinstance(obj.get("space"), dict)
+            and all(isinstance(v, dict) for v in obj["space"].values()))
+
+
+def _is_record(obj: Any) -> bool:
+    return (isinstance(obj, dict) and type(obj.get("id")) is int and type(obj.get("run")) is int
+            and obj["run"] >= 1 and obj.get("status") in STATUSES
+            and isinstance(obj.get("params"), dict))
 
 
 def read_journal(path: str | os.PathLike, *, latest: bool = True) -> list[dict[str, Any]]:
@@ -866,7 +904,10 @@ def read_journal(path: str | os.PathLike, *, latest: bool = True) -> list[dict[s
     path = Path(path)
     if not path.is_file():
         raise JournalError(f"{path}: no such journal")
-    _, records, skipped = _read_lines(path)
+    try:
+        _, records, skipped = _read_lines(path)
+    except OSError as e:
+        raise JournalError(f"{path}: cannot read: {e.strerror}") from None
     if skipped:
         log.warning("%s: skipped %d unreadable line(s)", path, skipped)
     if not latest:
@@ -902,29 +943,35 @@ class _Journal:
         self.path = path
         self.records: list[dict] = []
         self._file = None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fresh and path.exists():
-            _move_aside(path)
-        if path.exists() and path.stat().st_size:
-            old, self.records, skipped = _read_lines(path)
-            if old is None and self.records:
-                raise JournalError(f"{path}: has runs but no header line; move it away or "
-                                   "use --fresh")
-            if old is not None:
-                diff = _header_diff(old, header)
-                if diff:
-                    raise JournalError(f"{path} belongs to another experiment: {diff} "
-                                       "(use --fresh to start over, or --name for a new journal)")
-                if old.get("runnable_hash") != header.get("runnable_hash"):
-                    log.warning("%s has changed since this journal was started; new runs "
-                                "record the new version", header["runnable"])
-                header = old
-            if skipped:
-                log.warning("%s: skipped %d unreadable line(s) (a torn last line is normal "
-                            "after a crash)", path, skipped)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir():
+                raise JournalError(f"{path} is a folder, not a journal (use another --name)")
+            if fresh and path.exists():
+                _move_aside(path)
+            old, self.records, skipped = _read_lines(path) if path.exists() else (None, [], 0)
+        except OSError as e:
+            raise JournalError(f"cannot use the output folder {path.parent}: "
+                               f"{e.strerror or e}") from None
+        if old is None and self.records:
+            raise JournalError(f"{path}: has runs but no readable header line; move it away "
+                               "or use --fresh")
+        if old is not None:
+            diff = _header_diff(old, header)
+            if diff:
+                raise JournalError(f"{path} belongs to another experiment: {diff} "
+                                   "(use --fresh to start over, or --name for a new journal)")
+            if old.get("runnable_hash") != header.get("runnable_hash"):
+                log.warning("%s has changed since this journal was started; new runs "
+                            "record the new version", header["runnable"])
+            header = old
+        if skipped:
+            log.warning("%s: skipped %d unreadable line(s) (a torn last line is normal "
+                        "after a crash)", path, skipped)
         self.header = header
         self._open()
-        if not self._had_header:
+        _remove_leftovers(path)
+        if old is None:  # a new journal, or one whose header line never made it whole
             self.write(_dumps(header).encode() + b"\n")
             self.flush()
 
@@ -941,7 +988,6 @@ class _Journal:
                 raise JournalError(f"{self.path} is in use by another exp process "
                                    "(wait for it, or use --name)") from None
         size = self._file.tell()
-        self._had_header = size > 0
         if size:
             with open(self.path, "rb") as f:
                 f.seek(size - 1)
@@ -977,6 +1023,15 @@ try:
     import fcntl as _fcntl
 except ImportError:  # pragma: no cover - not on Windows
     _fcntl = None
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temporary files of a driver or workers killed earlier (the journal lock is ours)."""
+    stem = path.name.removesuffix(".jsonl")
+    leftovers = list(path.parent.glob(f".{stem}.csv.*.tmp"))
+    leftovers += list((path.parent / f"{stem}.logs").glob(".worker-*.tmp"))
+    for tmp in leftovers:
+        tmp.unlink(missing_ok=True)
 
 
 def _move_aside(path: Path) -> Path:
@@ -1059,6 +1114,7 @@ def _record(task: _Task, status: str, result: Any, error: str | None, worker: in
 
 #: First byte of each message a worker sends; results carry a journal line after it.
 _MSG_READY, _MSG_FATAL, _MSG_OK, _MSG_FAILED = b"R", b"X", b"o", b"f"
+_MSG_REFUSED = b"E"  # the runnable cannot take the space: a complete error message follows
 _MSG_TIMEOUT, _MSG_CRASHED = b"t", b"c"  # only from a Dask worker thread, about its child
 
 
@@ -1117,7 +1173,7 @@ _SEND_EVERY = 0.005
 
 
 def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: str,
-                 runnable_hash: str, state: Any = None) -> None:
+                 runnable_hash: str, state: Any = None, names: Iterable[str] | None = None) -> None:
     """Run the tasks the driver sends, in order, reporting each as it ends.
 
     ``state`` (shared memory, local pool only) holds the monotonic start time of
@@ -1128,12 +1184,19 @@ def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: 
     import traceback
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if gpu is not None:  # before the user's module can import CUDA
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     capture = _Capture(Path(logs), worker)
     try:
         func = load_runnable(runnable)
         var_kw, extras_named = _accepted_extras(func)
+        sig = _live_signature(func) if names is not None else None
+        if sig is not None:  # what the driver could not read from the source
+            _check_accepts(runnable, getattr(func, "__name__", "run"), sig, names)
+    except RunnableError as e:
+        conn.send_bytes(_MSG_REFUSED + str(e).encode())
+        return
     except BaseException:
         text = traceback.format_exc()
         sys.stderr.write(text)
@@ -1143,7 +1206,7 @@ def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: 
               if var_kw or k in extras_named]
     pass_id, pass_run = var_kw or "id" in extras_named, var_kw or "run" in extras_named
     conn.send_bytes(_MSG_READY)
-    clock, monotonic = time.time, time.monotonic
+    clock, monotonic, me = time.time, time.monotonic, os.getpid()
     outbox, last_sent = bytearray(), monotonic()
     while True:
         try:
@@ -1167,6 +1230,8 @@ def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: 
                 result, status, error = func(**kwargs), _MSG_OK, None
             except BaseException:  # noqa: BLE001 - a failing run is data, SystemExit too
                 result, status, error = None, _MSG_FAILED, traceback.format_exc()
+            if os.getpid() != me:  # a process the run forked came back here: it must not report
+                os._exit(0)
             end = clock()
             try:
                 line = _record(task, "ok" if error is None else "failed", result, error, worker,
@@ -1222,6 +1287,7 @@ class _Worker:
     process: Any
     conn: Any
     state: Any  # shared with the worker: [start of the run in progress, runs started]
+    death: Any  # readable once the process has exited (a pidfd, else the sentinel)
     queue: deque = field(default_factory=deque)  # sent, not reported, in run order
     reported: int = 0  # results received over this worker's life
     ready: bool = False  # runnable loaded
@@ -1250,8 +1316,10 @@ class _LocalPool:
     PREFETCH_BELOW = 1.0
 
     def __init__(self, runnable: str, slots: list[str | None], *, logs: Path,
-                 runnable_hash: str, timeout: float | None = None, batching: bool = True):
+                 runnable_hash: str, timeout: float | None = None, batching: bool = True,
+                 names: Iterable[str] = ()):
         import multiprocessing
+        self.names = tuple(names)  # the space's parameters, which the function must accept
         self._ctx = multiprocessing.get_context("spawn")  # fork and CUDA do not mix
         self.runnable, self.slots, self.logs = runnable, slots, logs
         self.runnable_hash, self.timeout, self.batching = runnable_hash, timeout, batching
@@ -1275,10 +1343,17 @@ class _LocalPool:
         process = self._ctx.Process(
             target=_worker_main, name=f"exp-worker-{i}", daemon=True,
             args=(child, self.runnable, i, self.slots[i], str(self.logs), self.runnable_hash,
-                  state))
-        process.start()
+                  state, self.names))
+        # A Ctrl-C that reaches the new process before it can ignore SIGINT would
+        # kill it mid-import: start it with SIGINT blocked (the mask survives
+        # exec); it ignores SIGINT, then unblocks. Ours is delivered after.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()  # else the driver would never see EOF from a dead worker
-        self.workers[i] = _Worker(i, self.slots[i], process, parent, state)
+        self.workers[i] = _Worker(i, self.slots[i], process, parent, state, _death_watch(process))
 
     def _depth(self) -> int:
         if not self.batching:
@@ -1323,7 +1398,7 @@ class _LocalPool:
         for w in self.workers:
             if w:
                 waitables[w.conn] = w
-                waitables[w.process.sentinel] = w
+                waitables[w.death] = w
         ready = wait(list(waitables), timeout=self._next_deadline())
         for obj in ready:
             w = waitables[obj]
@@ -1362,6 +1437,8 @@ class _LocalPool:
                 self.startup_seconds = time.monotonic() - self._t_start
         elif kind == _MSG_FATAL:
             raise RunnableError(_fatal_message(self.runnable, msg[1:].decode()))
+        elif kind == _MSG_REFUSED:
+            raise RunnableError(msg[1:].decode())
         else:  # one or more results: a status byte and a journal line each
             lines = msg.split(b"\n")[:-1]
             now = time.monotonic()
@@ -1421,8 +1498,14 @@ class _LocalPool:
         return _Outcome(task, status, line)
 
     def _respawn(self, w: _Worker) -> None:
-        w.conn.close()
+        self._close(w)
         self._spawn(w.index)
+
+    @staticmethod
+    def _close(w: _Worker) -> None:
+        w.conn.close()
+        if isinstance(w.death, int):
+            os.close(w.death)
 
     def shutdown(self, *, kill: bool = False) -> None:
         """Stop every worker: politely (None down the pipe) or at once."""
@@ -1441,9 +1524,22 @@ class _LocalPool:
             if w.process.is_alive():
                 w.process.kill()
                 w.process.join()
-            w.conn.close()
+            self._close(w)
             _capture_tmp(self.logs, w.process.pid).unlink(missing_ok=True)
         self.workers = [None] * len(self.slots)
+
+
+def _death_watch(process: Any) -> Any:
+    """What to wait on for a worker's death.
+
+    The sentinel is a pipe the worker holds open, so a process it forks keeps
+    it open too, and a worker that dies leaving such a child behind would
+    not be seen; a pidfd fires when the worker itself exits (Linux 5.3+).
+    """
+    try:
+        return os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        return process.sentinel
 
 
 def _salvage_log(logs: Path, pid: int, task: _Task, error: str) -> Path | None:
@@ -1485,7 +1581,8 @@ _DASK_CHILD: dict[int, _Child] = {}  # on a Dask worker: thread ident -> its chi
 class _Child:
     """A worker child process started with subprocess, talking over an inherited pipe."""
 
-    def __init__(self, runnable: str, label: str, gpu: str | None, runnable_hash: str):
+    def __init__(self, runnable: str, label: str, gpu: str | None, runnable_hash: str,
+                 names: list[str]):
         import subprocess
         import tempfile
         from multiprocessing import Pipe
@@ -1494,7 +1591,7 @@ class _Child:
         parent, child = Pipe(duplex=True)
         code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
                 "import exp; exp._child_main()")
-        args = _dumps([runnable, label, gpu, str(self.logs), runnable_hash])
+        args = _dumps([runnable, label, gpu, str(self.logs), runnable_hash, None, names])
         self.proc = subprocess.Popen([sys.executable, "-c", code, str(child.fileno()), args],
                                      pass_fds=[child.fileno()], stdin=subprocess.DEVNULL)
         child.close()  # else a dead child's pipe never reports EOF
@@ -1536,7 +1633,8 @@ def _child_main() -> None:
 
 
 def _dask_run(runnable: str, file_name: str | None, task: tuple, runnable_hash: str,
-              timeout: float | None, pin_gpu: bool) -> tuple[bytes, bytes, bytes | None]:
+              timeout: float | None, pin_gpu: bool,
+              names: list[str]) -> tuple[bytes, bytes, bytes | None]:
     """Runs on a Dask worker: one run in this thread's child; (kind, journal line, log)."""
     import threading
     from distributed import get_worker
@@ -1550,15 +1648,19 @@ def _dask_run(runnable: str, file_name: str | None, task: tuple, runnable_hash: 
         child.close()
         child = None
     if child is None:
-        child = _DASK_CHILD[me] = _Child(runnable, worker.address, gpu, runnable_hash)
+        child = _DASK_CHILD[me] = _Child(runnable, worker.address, gpu, runnable_hash, names)
     while not child.ready:
         msg = child.wait(None)
         if msg[:1] == _MSG_READY:
             child.ready = True
         else:
-            text = msg[1:].decode() if msg[:1] == _MSG_FATAL else _signal_text(child.proc.returncode)
+            if msg[:1] == _MSG_REFUSED:
+                kind, text = _MSG_REFUSED, msg[1:].decode()
+            else:
+                kind = _MSG_FATAL
+                text = msg[1:].decode() if msg[:1] == _MSG_FATAL else _signal_text(child.proc.returncode)
             _DASK_CHILD.pop(me).close()
-            return _MSG_FATAL, text.encode(), worker.address.encode()
+            return kind, text.encode(), worker.address.encode()
     t = _Task(*task)
     start = time.time()
     child.conn.send([task])
@@ -1587,8 +1689,10 @@ class _DaskPool:
 
     def __init__(self, runnable: _Runnable, *, address: str | None, scheduler_file: str | None,
                  security: str | None, logs: Path, runnable_hash: str,
-                 timeout: float | None, workers: int | None, gpus_per_run: int | None):
+                 timeout: float | None, workers: int | None, gpus_per_run: int | None,
+                 names: Iterable[str] = ()):
         self.runnable, self.logs, self.runnable_hash = runnable, logs, runnable_hash
+        self.names = list(names)
         self.address, self.scheduler_file, self.security = address, scheduler_file, security
         self.timeout, self.workers, self.gpus_per_run = timeout, workers, gpus_per_run
         self.pending: deque[_Task] = deque()
@@ -1637,7 +1741,7 @@ class _DaskPool:
             task = self.pending.popleft()
             future = self.client.submit(
                 _dask_run, spec, file_name, (task.id, task.run, task.params), self.runnable_hash,
-                self.timeout, bool(self.gpus_per_run), pure=False, resources=resources,
+                self.timeout, bool(self.gpus_per_run), self.names, pure=False, resources=resources,
                 key=f"exp-{task.id}-{task.run}-{os.urandom(4).hex()}")
             self.futures[future] = task
             self._completed.add(future)
@@ -1650,6 +1754,8 @@ class _DaskPool:
     def _on_result(self, future: Any, task: _Task) -> _Outcome:
         if future.status == "finished":
             kind, line, log_bytes = future.result()
+            if kind == _MSG_REFUSED:
+                raise RunnableError(line.decode())
             if kind == _MSG_FATAL:  # then the third item is the Dask worker's address
                 hint = ("; a package.module runnable must be importable on every worker"
                         if self.runnable.module else "")
@@ -1766,9 +1872,15 @@ def gpu_slots(gpus: list[str], *, per_gpu: int = 1, gpus_per_run: int = 1) -> li
     return [g for g in groups for _ in range(per_gpu)]
 
 
+#: More local workers than this is a typo, not a machine.
+_MAX_WORKERS = 4096
+
+
 def _slots(workers: int | None, gpus: Any, per_gpu: int, gpus_per_run: int) -> list[str | None]:
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ExpError(f"workers must be >= 1, got {workers}")
+    if workers is not None and workers > _MAX_WORKERS:
+        raise ExpError(f"workers must be <= {_MAX_WORKERS}, got {workers}")
     ids = _parse_gpus(gpus)
     if ids is None:
         if per_gpu != 1 or gpus_per_run != 1:
@@ -1894,17 +2006,21 @@ def _prepare(space: ParamSpace | str | os.PathLike, runnable: str, *, workers: i
     else:
         slots = _slots(workers, gpus, per_gpu, gpus_per_run)
     name = name or (Path(space.filename).stem if space.filename else "exp")
-    if not name or "/" in name or name.startswith("."):
-        raise ExpError(f"--name must be a plain file name, got {name!r}")
+    if not name or "/" in name or name.startswith(".") or len(name) > 200 \
+            or not name.isprintable():
+        raise ExpError(f"--name must be a plain file name of at most 200 characters, "
+                       f"got {name!r}")
     return _Setup(space, target, slots, Path(out), name, target.source_hash(), remote, workers)
 
 
 def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float | None,
               cancel: bool, quiet: bool, total: int, label: str = "") -> tuple[bool, _Progress]:
     """Start workers, drive the source to its end, stop workers; Ctrl-C safe."""
-    if timeout is not None and not timeout > 0:
-        raise ExpError(f"--timeout must be > 0 seconds, got {timeout}")
-    setup.logs.mkdir(parents=True, exist_ok=True)
+    _check_timeout(timeout)
+    try:
+        setup.logs.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExpError(f"cannot create the log folder {setup.logs}: {e.strerror}") from None
     pool = _make_pool(setup, timeout=timeout, batching=source.batching)
     progress = _Progress(total, quiet=quiet, label=label)
     previous = signal.getsignal(signal.SIGTERM)
@@ -1923,12 +2039,19 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
     return completed, progress
 
 
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not 0 < timeout < math.inf:
+        raise ExpError(f"--timeout must be a number of seconds > 0, got {timeout}")
+
+
 def _make_pool(setup: _Setup, *, timeout: float | None, batching: bool) -> Any:
     if setup.cluster is not None:
         return _DaskPool(setup.runnable, logs=setup.logs, runnable_hash=setup.runnable_hash,
-                         timeout=timeout, workers=setup.workers, **setup.cluster)
+                         timeout=timeout, workers=setup.workers,
+                         names=setup.space.param_names(), **setup.cluster)
     return _LocalPool(setup.runnable.spec, setup.slots, logs=setup.logs,
-                      runnable_hash=setup.runnable_hash, timeout=timeout, batching=batching)
+                      runnable_hash=setup.runnable_hash, timeout=timeout, batching=batching,
+                      names=setup.space.param_names())
 
 
 def _is_main_thread() -> bool:
@@ -1977,6 +2100,7 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
     """
     if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
         raise ExpError(f"runs must be >= 1, got {runs}")
+    _check_timeout(timeout)
     setup = _prepare(space, runnable, workers=workers, gpus=gpus, per_gpu=per_gpu,
                      gpus_per_run=gpus_per_run, out=out, name=name, seed=seed, cluster=cluster,
                      scheduler_file=scheduler_file, cluster_security=cluster_security)
@@ -2230,11 +2354,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed, cancel=args.cancel, config_ids=args.config_ids,
         quiet=args.quiet, cluster=args.cluster, scheduler_file=args.scheduler_file,
         cluster_security=args.cluster_security)
-    expected = args.runs * (len(set(args.config_ids)) if args.config_ids
-                            else ParamSpace(args.params, seed=args.seed).size)
-    selected = [r for r in records if args.config_ids is None or r["id"] in args.config_ids]
-    ok = sum(r["status"] == "ok" for r in selected if r["run"] <= args.runs)
-    return EXIT_OK if ok == expected else EXIT_NOT_OK
+    size = ParamSpace(args.params, seed=args.seed).size
+    wanted = set(args.config_ids) if args.config_ids else None
+    ok = sum(r["status"] == "ok" and r["run"] <= args.runs and 0 <= r["id"] < size
+             and (wanted is None or r["id"] in wanted) for r in records)
+    return EXIT_OK if ok == args.runs * (len(wanted) if wanted else size) else EXIT_NOT_OK
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
@@ -2258,17 +2382,16 @@ class _StderrHandler(logging.Handler):
 
 def main(argv: list[str] | None = None) -> int:
     """The ``exp`` command; returns the exit code (0 all ok, 1 some not ok, 2 bad input, 130 ^C)."""
-    parser = _parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else EXIT_USAGE
-    if not logging.getLogger().handlers and not log.handlers:
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("exp: warning: %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.WARNING)
-    try:
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as e:
+            return e.code if isinstance(e.code, int) else EXIT_USAGE
+        if not logging.getLogger().handlers and not log.handlers:
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter("exp: warning: %(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.WARNING)
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "gopt":
@@ -2276,6 +2399,10 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_results(args)
     except ExpError as e:
         print(f"exp: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:  # a path the user gave that the system refuses
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"exp: error: {where}{e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
     except (KeyboardInterrupt, _Interrupted):
         print("\nexp: interrupted; the journal is whole, run the same command again to resume",

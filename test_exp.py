@@ -88,7 +88,7 @@ INVALID = [
      "[x]: log-uniform bounds must be > 0, got [0, 1]"),
     ('[x]\ntype = "random"\nprior = "normal"\n',
      "[x]: unknown prior 'normal' (valid priors are 'uniform', 'log-uniform')"),
-    ('[x]\ntype = "random"\nn = 0\n', "[x]: n must be an integer >= 1, got 0"),
+    ('[x]\ntype = "random"\nn = 0\n', "[x]: n must be an integer from 1 to 1,000,000, got 0"),
     ('[x]\ntype = "list"\nvalue = [1, 2, "A"]\n',
      "[x]: value is not a homogeneous array (mixes number and str): [1, 2, 'A']"),
     ('[x]\ntype = "list"\nvalue = []\n', "[x]: value is an empty array (give at least one value)"),
@@ -557,6 +557,7 @@ def test_kill9_driver_then_resume_completes_exactly_once(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "skipped 1 unreadable line" in out.stderr
     assert_complete_once(journal, 60)
+    assert not list(tmp_path.rglob("*.tmp")), "temporary files of the killed run left behind"
     rows = (tmp_path / "slow.csv").read_text().splitlines()
     assert len(rows) == 61
 
@@ -600,7 +601,7 @@ def test_journal_of_another_experiment_is_refused(tmp_path):
     ("def run(x):\n    pass\n", ["-p", "s.toml", "-m", "job.py", "-c", "5"],
      "exp: error: unknown config id 5 (valid ids are 0..2)"),
     ("def run(x):\n    pass\n", ["-p", "s.toml", "-m", "job.py", "--timeout", "0"],
-     "exp: error: --timeout must be > 0 seconds, got 0.0"),
+     "exp: error: --timeout must be a number of seconds > 0, got 0.0"),
     ("import not_a_module_anywhere\ndef run(x):\n    pass\n", ["-p", "s.toml", "-m", "job.py"],
      "exp: error: job.py: cannot load it in a worker: ModuleNotFoundError: No module named "
      "'not_a_module_anywhere'"),
@@ -727,8 +728,10 @@ def test_unserialisable_result_is_a_clear_failure(tmp_path):
 
 def test_read_journal_skips_garbage(tmp_path):
     path = tmp_path / "j.jsonl"
-    path.write_text('{"kind": "header"}\nnot json\n[1, 2]\n'
-                    '{"id": 0, "run": 1, "status": "ok"}\n{"id": 0, "run": 1, "status": "failed"}\n'
+    path.write_text('{"kind": "header", "space": {}}\nnot json\n[1, 2]\n'
+                    '{"id": 0, "run": 1, "params": {}, "status": "ok"}\n'
+                    '{"id": [0], "run": 1, "params": {}, "status": "ok"}\n'
+                    '{"id": 0, "run": 1, "params": {}, "status": "failed"}\n'
                     '{"id": 1, "run": 1, "sta')
     assert [r["status"] for r in exp.read_journal(path)] == ["failed"]
     assert len(exp.read_journal(path, latest=False)) == 2
@@ -757,3 +760,89 @@ def test_crash_and_timeout_among_batched_short_runs_are_pinned_on_their_run(tmp_
     bad = {r["id"]: r["status"] for r in records if r["status"] != "ok"}
     assert bad == {150: "crashed", 300: "timeout", 420: "crashed"}
     assert all(r["result"] == r["id"] for r in records if r["status"] == "ok")
+
+
+# ─── regressions found by the fault-injection campaign (stress/RESULTS.md) ──
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_does_not_hide_its_workers_death(tmp_path):
+    """D2: the child inherits the worker's pipes; the death must still be seen at once."""
+    write(tmp_path / "s.toml", '[x]\ntype = "list"\nvalue = [0, 1, 2]\n')
+    write(tmp_path / "job.py", textwrap.dedent("""
+        import os, time
+        def run(x):
+            if x == 1:
+                if os.fork() == 0:
+                    time.sleep(20)  # a lingering child, holding every inherited fd
+                    os._exit(0)
+                os._exit(4)
+            return x
+    """))
+    t0 = time.monotonic()
+    records = exp.run_experiment(tmp_path / "s.toml", str(tmp_path / "job.py"), workers=1,
+                                 out=tmp_path, timeout=15, quiet=True)
+    assert time.monotonic() - t0 < 10
+    assert [r["status"] for r in records] == ["ok", "crashed", "ok"]
+    assert records[1]["error"] == "worker exited with code 4"
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_that_returns_never_reports(tmp_path):
+    write(tmp_path / "s.toml", '[x]\ntype = "list"\nvalue = [0, 1, 2]\n')
+    write(tmp_path / "job.py", "import os\ndef run(x):\n    if x == 1:\n        os.fork()\n"
+                               "    return x\n")
+    exp.run_experiment(tmp_path / "s.toml", str(tmp_path / "job.py"), workers=1, out=tmp_path,
+                       quiet=True)
+    assert sorted(r["id"] for r in journal_lines(tmp_path / "s.jsonl")) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("text, message", [
+    ('["a\\nb"]\ntype = "rnage"\n', "['a\\nb']: unknown type 'rnage'"),
+    ("x = " + "[" * 2000 + "]" * 2000 + "\n", "invalid TOML: nested too deeply"),
+    ('[x]\ntype = "range"\nbounds = [0, 1]\nstep = 1e-12\n',
+     "[x]: bounds [0, 1] with step 1e-12 give 1,000,000,000,000 values (at most 1,000,000; use "
+     "a larger step, or 'random' values)"),
+])
+def test_hostile_param_files_give_one_line(tmp_path, text, message):
+    """D4, D5, D11."""
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(ParamError) as info:
+        ParamSpace(f)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.timeout(60)
+def test_hostile_journals_and_paths(tmp_path):
+    """D6, D7, D8, D10: each is one line, or a resume that works."""
+    write(tmp_path / "s.toml", '[x]\ntype = "list"\nvalue = [1, 2]\n')
+    write(tmp_path / "job.py", "def run(x):\n    return x\n")
+    args = ["run", "-p", "s.toml", "-m", "job.py", "-w", "1", "-q"]
+    (tmp_path / "s.jsonl").write_text('{"kind": "hea')  # a torn header: written again
+    assert cli(*args, cwd=tmp_path).returncode == 0
+    assert cli(*args, cwd=tmp_path).returncode == 0
+    with open(tmp_path / "s.jsonl", "a") as f:  # a record of an id the space lacks
+        f.write('{"id": 7, "run": 1, "params": {"x": 9}, "status": "failed"}\n')
+    assert cli(*args, cwd=tmp_path).returncode == 0
+    (tmp_path / "d.jsonl").mkdir()
+    for extra, start in [(["--name", "d"], "exp: error: d.jsonl is a folder, not a journal"),
+                         (["--timeout", "inf"], "exp: error: --timeout must be a number"),
+                         (["-w", "100000000"], "exp: error: workers must be <= 4096"),
+                         (["--out", "job.py"], "exp: error: cannot use the output folder job.py"),
+                         (["--name", "n" * 300], "exp: error: --name must be a plain file name")]:
+        out = cli(*args, *extra, cwd=tmp_path)
+        assert out.returncode == 2 and out.stderr.startswith(start), (extra, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(60)
+def test_runnable_the_source_cannot_show_is_checked_in_the_worker(tmp_path):
+    """D9: a lambda cannot be read from the source; the worker refuses it before any run."""
+    write(tmp_path / "s.toml", '[x]\ntype = "list"\nvalue = [1, 2]\n')
+    write(tmp_path / "job.py", "run = lambda y: y\n")
+    out = cli("run", "-p", "s.toml", "-m", "job.py", "-w", "1", cwd=tmp_path)
+    assert (out.returncode, out.stderr.strip()) == (
+        2, "exp: error: job.py: <lambda>() does not accept the parameter 'x' of the space (add "
+           "it to the signature or add **kwargs)")
+    assert exp.read_journal(tmp_path / "s.jsonl") == []
