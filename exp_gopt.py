@@ -69,8 +69,8 @@ _PLOT_EVERY = 2.0
 
 
 def default_n_initial(n_dims: int, n: int) -> int:
-    """Initial design points: 2 per dimension plus 2, at most a third of the budget."""
-    return max(1, min(2 * n_dims + 2, n // 3 or 1))
+    """Initial design points: one per dimension plus 2, at most a third of the budget."""
+    return max(1, min(n_dims + 2, n // 3 or 1))
 
 
 # ─── space mapping ───────────────────────────────────────────────────────────
@@ -318,6 +318,8 @@ class _GP:
 def _acquisition(kind: str, mean: np.ndarray, std: np.ndarray, y_best: float, *,
                  xi: float, kappa: float) -> np.ndarray:
     """Higher is better: log EI, log PI, or minus the lower confidence bound."""
+    if kind == "mean":
+        return -mean
     if kind == "LCB":
         return -(mean - kappa * std)
     z = (y_best - xi - mean) / std
@@ -382,15 +384,20 @@ class _Optimizer:
         self.evaluated.add(_key(point))
 
     # asking
-    def ask(self, pending: Iterable[Sequence[Any]] = ()) -> list[Any] | None:
-        """One new point, or None when every point of a finite space is pending."""
+    def ask(self, pending: Iterable[Sequence[Any]] = (), *,
+            exploit: bool = False) -> list[Any] | None:
+        """One new point, or None when every point of a finite space is pending.
+
+        ``exploit`` asks for the minimum of the model's mean instead of the
+        acquisition's maximum (the end of a budget: refine, stop exploring).
+        """
         t0 = time.perf_counter()
         pending = [list(p) for p in pending]
         avoid = {_key(p) for p in pending}
         if self.surrogate == "random" or len(self.yi) < 2:
             point = self._random(avoid)
         else:
-            point = self._suggest(pending, avoid)
+            point = self._suggest(pending, avoid, exploit)
         self.seconds.append(time.perf_counter() - t0)
         return point
 
@@ -420,9 +427,12 @@ class _Optimizer:
     def point(self, raw: Sequence[Any]) -> list[Any]:
         return [_plain(d, v) for d, v in zip(self.space.dimensions, raw)]
 
-    def _suggest(self, pending: list[list[Any]], avoid: set[tuple]) -> list[Any] | None:
+    def _suggest(self, pending: list[list[Any]], avoid: set[tuple],
+                 exploit: bool) -> list[Any] | None:
         model, y_best, scale = self._model(pending)
         kinds = ["EI", "LCB", "PI"] if self.acquisition == "gp_hedge" else [self.acquisition]
+        if exploit:
+            kinds = ["mean"]
         X = self._candidates()
         mean, std = self._predict(model, X)
         proposals = []
@@ -432,7 +442,7 @@ class _Optimizer:
             if isinstance(model, _GP):
                 Xk, sk = self._refine(model, kind, X, score, y_best, scale)
             proposals.append((Xk, sk))
-        if self.acquisition == "gp_hedge":
+        if len(kinds) > 1:
             self._hedge = [Xk[np.argmax(sk)] for Xk, sk in proposals]
             logits = self.gains - self.gains.max()
             probs = np.exp(logits) / np.exp(logits).sum()
@@ -573,10 +583,11 @@ class _Source:
     batching = False  # one evaluation per worker at a time: the next depends on results
 
     def __init__(self, opt: _Optimizer, mapping: _Mapping, journal: exp._Journal, *,
-                 n_new: int, used_ids: set[int], design: list[list[Any]],
+                 n: int, n_new: int, used_ids: set[int], design: list[list[Any]],
                  objective: str | None, maximize: bool, sync: bool, batch: int,
                  retry: list[exp._Task], plotter: _LivePlot | None = None):
         self.opt, self.mapping, self.journal = opt, mapping, journal
+        self.n = n  # the budget: evaluations in all, earlier sessions included
         self.left = n_new  # new evaluations still to hand out
         self._ids = (i for i in itertools.count() if i not in used_ids)
         self.design, self.objective, self.maximize = design, objective, maximize
@@ -614,7 +625,9 @@ class _Source:
         taken = {_key(p) for p in self.pending.values()} | self.opt.evaluated
         if cid < len(self.design) and _key(self.design[cid]) not in taken:
             return self.design[cid]
-        return self.opt.ask(self.pending.values())
+        # The last tenth of the budget refines the best region instead of exploring.
+        exploit = cid >= self.n - max(1, self.n // 10)
+        return self.opt.ask(self.pending.values(), exploit=exploit)
 
     def tell(self, outcome: exp._Outcome) -> None:
         point = self.pending.pop(outcome.task.id)
@@ -817,7 +830,7 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
                  and mapping.to_point(r.get("params") or {}) is not None]
         k = default_n_initial(len(mapping.dims), n) if n_initial is None else n_initial
         source = _Source(
-            opt, mapping, journal, n_new=max(0, n - len(records)),
+            opt, mapping, journal, n=n, n_new=max(0, n - len(records)),
             used_ids={r["id"] for r in records},
             design=_design(mapping.dims, max(0, k - len(warm)), initial, opt_seed),
             objective=objective, maximize=maximize, sync=sync, batch=len(setup.slots),
