@@ -1385,9 +1385,12 @@ class _LocalPool:
                 if not w.queue:
                     w.heard = time.monotonic()
                 w.queue.extend(batch)
-                # Small messages on a socketpair: the send cannot block for long,
-                # because the worker reads its pipe between runs.
-                w.conn.send([(t.id, t.run, t.params) for t in batch])
+                try:
+                    # Small messages on a socketpair: the send cannot block for long,
+                    # because the worker reads its pipe between runs.
+                    w.conn.send([(t.id, t.run, t.params) for t in batch])
+                except OSError:
+                    pass  # it died; its death watch fires and its queue goes back
 
     def wait(self) -> list[_Outcome]:
         """Dispatch, then block until something happens; return the runs that ended."""

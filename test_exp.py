@@ -846,3 +846,16 @@ def test_runnable_the_source_cannot_show_is_checked_in_the_worker(tmp_path):
         2, "exp: error: job.py: <lambda>() does not accept the parameter 'x' of the space (add "
            "it to the signature or add **kwargs)")
     assert exp.read_journal(tmp_path / "s.jsonl") == []
+
+
+@pytest.mark.timeout(90)
+def test_many_deaths_among_short_runs(tmp_path):
+    """Batches are sent to workers that may have died a moment ago: never an error."""
+    write(tmp_path / "s.toml", '[x]\ntype = "range"\nbounds = [0, 500]\ndtype = "int"\n')
+    write(tmp_path / "job.py", "import os, signal\ndef run(x):\n    if x % 10 == 7:\n"
+                               "        os.kill(os.getpid(), signal.SIGKILL)\n    return x\n")
+    records = exp.run_experiment(tmp_path / "s.toml", str(tmp_path / "job.py"), workers=2,
+                                 out=tmp_path, quiet=True)
+    assert len(records) == 500
+    assert {r["id"] for r in records if r["status"] == "crashed"} == set(range(7, 500, 10))
+    assert all(r["status"] == "ok" for r in records if r["id"] % 10 != 7)

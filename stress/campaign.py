@@ -171,8 +171,11 @@ class JournalState:
     records: list[dict] = field(default_factory=list)
 
     def keys(self, status: str | None = "ok") -> Counter:
+        # the journal fuzz writes records with ids of every type on purpose: exp
+        # skips those, and so does this count
         return Counter((r["id"], r["run"]) for r in self.records
-                       if status is None or r.get("status") == status)
+                       if type(r.get("id")) is int and type(r.get("run")) is int
+                       and (status is None or r.get("status") == status))
 
 
 def read_raw(path: Path) -> JournalState:
