@@ -33,25 +33,32 @@ __all__ = [
     "main",
 ]
 
-import argparse
-import csv
-import enum
-import hashlib
-import itertools
-import json
-import logging
-import math
 import os
-import random
 import signal
 import sys
-import time
-import tomllib
-from collections import deque
-from dataclasses import dataclass, field
-from fractions import Fraction
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+
+# Run as a command: until main() takes over, a Ctrl-C ends the start-up
+# quietly (status 130 in the shell) instead of with a traceback from an import.
+_AS_COMMAND = __name__ == "__main__" or os.path.basename(getattr(sys, "argv", [""])[0]) == "exp"
+if _AS_COMMAND and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+import argparse  # noqa: E402 - the lines above must run first
+import csv  # noqa: E402
+import enum  # noqa: E402
+import hashlib  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import random  # noqa: E402
+import time  # noqa: E402
+import tomllib  # noqa: E402
+from collections import deque  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from fractions import Fraction  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Any, NamedTuple  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -1333,7 +1340,11 @@ class _LocalPool:
         return len(self.slots)
 
     def start(self) -> None:
+        from multiprocessing import resource_tracker
         self._t_start = time.monotonic()
+        # Started here, not inside the first process.start(): its start-up
+        # unblocks SIGINT, which would undo the mask _spawn relies on.
+        resource_tracker.ensure_running()
         for i in range(len(self.slots)):
             self._spawn(i)
 
@@ -2017,15 +2028,19 @@ def _prepare(space: ParamSpace | str | os.PathLike, runnable: str, *, workers: i
 
 
 def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float | None,
-              cancel: bool, quiet: bool, total: int, label: str = "") -> tuple[bool, _Progress]:
-    """Start workers, drive the source to its end, stop workers; Ctrl-C safe."""
+              cancel: bool, quiet: bool, total: int, label: str = "",
+              progress: _Progress | None = None) -> tuple[bool, _Progress]:
+    """Start workers, drive the source to its end, stop workers; Ctrl-C safe.
+
+    ``progress`` may be given by a caller that adds to its line (``extra``).
+    """
     _check_timeout(timeout)
     try:
         setup.logs.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ExpError(f"cannot create the log folder {setup.logs}: {e.strerror}") from None
     pool = _make_pool(setup, timeout=timeout, batching=source.batching)
-    progress = _Progress(total, quiet=quiet, label=label)
+    progress = progress or _Progress(total, quiet=quiet, label=label)
     previous = signal.getsignal(signal.SIGTERM)
     if previous is not None and _is_main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupted)
@@ -2385,6 +2400,8 @@ class _StderrHandler(logging.Handler):
 
 def main(argv: list[str] | None = None) -> int:
     """The ``exp`` command; returns the exit code (0 all ok, 1 some not ok, 2 bad input, 130 ^C)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_DFL and _is_main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, we clean up
     try:
         try:
             args = _parser().parse_args(argv)
