@@ -51,7 +51,7 @@ import exp
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterable, Sequence
 
 # ─── constants ───────────────────────────────────────────────────────────────
 
@@ -931,6 +931,7 @@ def _draw_convergence(ax: Any, history: list[tuple[int, float]], maximize: bool)
     ax.plot(n, values, ".", color="0.6", label="evaluation")
     ax.plot(n, best, "-", color="C0", lw=2, label=f"best so far ({'max' if maximize else 'min'})")
     ax.set_xlabel("evaluations")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("objective")
     ax.set_title("convergence")
     ax.grid(alpha=0.3)
@@ -951,7 +952,8 @@ class _LivePlot:
             self._plt.ion()
             self._plt.show(block=False)
 
-    def update(self, history: list[tuple[int, float]], maximize: bool, force: bool = False) -> None:
+    def update(self, history: list[tuple[int, float]], maximize: bool, *,
+               force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last < _PLOT_EVERY:
             return
@@ -982,11 +984,13 @@ def _final_plots(opt: _Optimizer, out: Path, name: str) -> list[Path]:
         model = cook_estimator(opt.surrogate, space=opt.space, random_state=0)
         model.fit(X, opt.yi)
     result = create_result(opt.Xi, opt.yi, opt.space, models=[model])
+    n_dims = len(opt.Xi[0])
     paths = []
-    for kind, draw in (("objective", lambda: plot_objective(
-                           result, n_points=20, n_samples=100, size=4 if len(opt.Xi[0]) < 3 else 2)),
-                       ("evaluations", lambda: plot_evaluations(result) if len(opt.Xi[0]) > 1
-                        else _evaluations_1d(plt, opt))):
+    for kind, draw in (
+            ("objective", lambda: plot_objective(result, n_points=20, n_samples=100,
+                                                 size=4 if n_dims < 3 else 2)),
+            ("evaluations", lambda: plot_evaluations(result) if n_dims > 1
+             else _evaluations_1d(plt, opt))):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
