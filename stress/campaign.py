@@ -307,7 +307,8 @@ def interrupt_campaign(report: Report, work: Path, *, phase: str, target: int, r
                         report.figures[f"{phase}: experiments completed"] += 1
                         check_complete(report, phase, out, "grid", n_runs, salt, repro, seen_ok)
                         break
-                    if rc == -signal.SIGINT and _outside_exp(text):
+                    if rc in (-signal.SIGINT, 1) and "KeyboardInterrupt" in text \
+                            and _outside_exp(text) or rc == -signal.SIGINT and not text.strip():
                         # Python's own default handler: before exp.py's first line runs
                         # (interpreter start-up) or after main() returned; the shell shows 130.
                         report.figures["sigint: died of SIGINT outside exp"] += 1
@@ -362,8 +363,21 @@ def interrupt_campaign(report: Report, work: Path, *, phase: str, target: int, r
 
 
 def _outside_exp(stderr: str) -> bool:
-    """A KeyboardInterrupt whose traceback never reached exp.py (or no traceback at all)."""
-    return "exp.py" not in stderr
+    """A KeyboardInterrupt that came before exp.py could set its SIGINT handling.
+
+    That is: no traceback at all, or one whose only exp.py frames are the few
+    lines at its top that set the handling up (the interpreter is still
+    starting: ``import signal`` itself loads enum).
+    """
+    lines = [int(n) for n in re.findall(r'File "[^"]*exp\.py", line (\d+)', stderr)]
+    return all(n <= _prelude_end() for n in lines)
+
+
+def _prelude_end() -> int:
+    """The line of exp.py after which a Ctrl-C during start-up exits quietly."""
+    text = (REPO / "exp.py").read_text().splitlines()
+    return next((i for i, line in enumerate(text, 1)
+                 if "signal.signal(signal.SIGINT, signal.SIG_DFL)" in line), 0)
 
 
 # ─── phase: gopt kills ───────────────────────────────────────────────────────
