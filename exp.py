@@ -264,9 +264,10 @@ class ParamSpace:
     def domain(self, name: str) -> Domain:
         spec = self._spec(name)
         kind = Types(spec["type"])
-        if kind in (Types.VALUE, Types.LIST):
-            values = spec["value"] if kind is Types.LIST else [spec["value"]]
-            return Domain(name, kind, values=tuple(dict.fromkeys(values)))
+        if kind is Types.VALUE:  # any TOML value, arrays and tables too
+            return Domain(name, kind, values=(spec["value"],))
+        if kind is Types.LIST:
+            return Domain(name, kind, values=tuple(dict.fromkeys(spec["value"])))
         low, high = spec["bounds"]
         return Domain(name, kind, DTypes(spec["dtype"]), low, high, spec.get("prior", "uniform"))
 
@@ -946,7 +947,10 @@ def _header_diff(old: dict, new: dict) -> str | None:
 class _Journal:
     """The append-only JSON-lines journal of one experiment, owned by one driver."""
 
-    def __init__(self, path: Path, header: dict[str, Any], *, fresh: bool = False):
+    def __init__(self, path: Path, header: dict[str, Any], *, fresh: bool = False,
+                 inherit: Iterable[str] = ()):
+        """Open or start the journal; ``inherit`` names header keys the caller left
+        to the journal (a seed that was drawn, not given, is the recorded one)."""
         self.path = path
         self.records: list[dict] = []
         self._file = None
@@ -964,6 +968,7 @@ class _Journal:
             raise JournalError(f"{path}: has runs but no readable header line; move it away "
                                "or use --fresh")
         if old is not None:
+            header = {**header, **{k: old[k] for k in inherit if k in old}}
             diff = _header_diff(old, header)
             if diff:
                 raise JournalError(f"{path} belongs to another experiment: {diff} "
@@ -2123,10 +2128,11 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
                      gpus_per_run=gpus_per_run, out=out, name=name, seed=seed, cluster=cluster,
                      scheduler_file=scheduler_file, cluster_security=cluster_security)
     space = setup.space
-    if space.seed is None and any(s["type"] == "random" for s in space.params.values()):
-        space.seed = random.SystemRandom().randrange(2 ** 32)  # recorded, so resume agrees
+    drawn = space.seed is None and any(s["type"] == "random" for s in space.params.values())
+    if drawn:  # recorded in the journal; a resume without --seed takes the recorded one
+        space.seed = random.SystemRandom().randrange(2 ** 32)
     header = _header("run", space, setup.runnable, seed=space.seed, runs=runs)
-    journal = _Journal(setup.journal_path, header, fresh=fresh)
+    journal = _Journal(setup.journal_path, header, fresh=fresh, inherit=("seed",) if drawn else ())
     space.seed = journal.header.get("seed", space.seed)
     try:
         done = {(r["id"], r["run"]) for r in _latest(journal.records)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 __all__ = ["optimize", "GoptResult", "Evaluation", "plot_journal", "main"]
 
-import inspect
 import itertools
 import math
 import os
@@ -711,31 +710,13 @@ def _warm_points(paths: Iterable[str | os.PathLike], mapping: _Mapping,
     return points
 
 
-class _Label(str):
-    """The progress label, formatted afresh each time with the source's status.
-
-    A stand-in until exp's ``_run_pool`` accepts a progress object: the loop
-    prints ``exp {label}{done}/{total} ...``, so the best value goes in front.
-    """
-
-    source: _Source
-
-    def __format__(self, spec: str) -> str:
-        return "gopt" + self.source.status().replace(" | ", " ", 1) + " | "
-
-
 def _run(setup: exp._Setup, source: _Source, journal: exp._Journal, *, timeout: float | None,
          cancel: bool, quiet: bool, total: int) -> tuple[bool, exp._Progress]:
     """exp's pool and loop, with the optimiser's status on the progress line."""
-    if "progress" in inspect.signature(exp._run_pool).parameters:
-        progress = exp._Progress(total, quiet=quiet, label="gopt ")
-        source.progress = progress
-        return exp._run_pool(setup, source, journal, timeout=timeout, cancel=cancel,
-                             quiet=quiet, total=total, progress=progress)
-    label = _Label("gopt ")
-    label.source = source
+    progress = exp._Progress(total, quiet=quiet, label="gopt ")
+    source.progress = progress
     return exp._run_pool(setup, source, journal, timeout=timeout, cancel=cancel, quiet=quiet,
-                         total=total, label=label)
+                         total=total, progress=progress)
 
 
 # ─── library API ─────────────────────────────────────────────────────────────

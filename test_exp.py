@@ -859,3 +859,20 @@ def test_many_deaths_among_short_runs(tmp_path):
     assert len(records) == 500
     assert {r["id"] for r in records if r["status"] == "crashed"} == set(range(7, 500, 10))
     assert all(r["status"] == "ok" for r in records if r["id"] % 10 != 7)
+
+
+@pytest.mark.timeout(60)
+def test_random_space_without_seed_resumes_with_the_recorded_seed(tmp_path):
+    write(tmp_path / "s.toml", '[lr]\ntype = "random"\nbounds = [0.001, 1]\n'
+                               'prior = "log-uniform"\nn = 4\n')
+    write(tmp_path / "job.py", "def run(lr):\n    return lr\n")
+    args = ["run", "-p", "s.toml", "-m", "job.py", "-w", "1", "-q", "-c", "0", "1"]
+    assert cli(*args, cwd=tmp_path).returncode == 0
+    out = cli("run", "-p", "s.toml", "-m", "job.py", "-w", "1", "-q", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    records = exp.read_journal(tmp_path / "s.jsonl")
+    assert [r["id"] for r in records] == [0, 1, 2, 3]
+    seed = json.loads((tmp_path / "s.jsonl").read_text().splitlines()[0])["seed"]
+    assert [r["params"]["lr"] for r in records] == ParamSpace(tmp_path / "s.toml", seed=seed).grid_values()["lr"]
+    out = cli(*args, "--seed", str(seed + 1), cwd=tmp_path)
+    assert out.returncode == 2 and f"it was run with seed {seed!r}, not {seed + 1}" in out.stderr
