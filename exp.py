@@ -43,25 +43,24 @@ _AS_COMMAND = __name__ == "__main__" or os.path.basename(getattr(sys, "argv", ["
 if _AS_COMMAND and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+# Modules only some commands need (tomllib, csv, hashlib, fractions, inspect,
+# multiprocessing) are imported where used, to keep `exp --help` fast.
 import argparse  # noqa: E402 - the lines above must run first
-import csv  # noqa: E402
 import enum  # noqa: E402
-import hashlib  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
-import tomllib  # noqa: E402
 from collections import deque  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from fractions import Fraction  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, NamedTuple  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
+    from fractions import Fraction
 
 log = logging.getLogger("exp")
 
@@ -152,6 +151,7 @@ def _is_number(x: Any) -> bool:
 
 def _exact(x: int | float) -> Fraction:
     """The decimal a user wrote (0.1 is 1/10, not the nearest binary float)."""
+    from fractions import Fraction
     return Fraction(x) if isinstance(x, int) else Fraction(repr(x))
 
 
@@ -174,7 +174,12 @@ def _dumps(obj: Any) -> str:
 
 
 def _file_hash(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return _sha256(Path(path).read_bytes())
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _signal_text(exitcode: int | None) -> str:
@@ -339,6 +344,7 @@ class ParamSpace:
 
     def write_configs(self, path: str | os.PathLike, runs: int = 1) -> None:
         """One CSV row per configuration and run: id, run, then the parameters."""
+        import csv
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["id", "run", *self.params])
@@ -371,6 +377,7 @@ def _dtype_name(dtype: type | str) -> str:
 
 
 def _read_toml(filename: str) -> dict[str, Any]:
+    import tomllib
     try:
         with open(filename, "rb") as f:
             return tomllib.load(f)
@@ -1086,6 +1093,7 @@ def write_csv(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     columns = list(dict.fromkeys(k for row in rows for k in row)) or ["id", "run", "status"]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        import csv
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(columns)
@@ -1809,6 +1817,7 @@ def _dask_security(path: str | None) -> Any:
     """TLS settings from a TOML file of distributed.Security keywords, or Dask's config."""
     if path is None:
         return None
+    import tomllib
     from distributed.security import Security
     try:
         with open(path, "rb") as f:
@@ -1970,8 +1979,7 @@ def _header(command: str, space: ParamSpace, runnable: _Runnable, **extra: Any) 
     return {"kind": "header", "exp": __version__, "command": command, "space": space_dict,
             "runnable": runnable.identity, "runnable_spec": runnable.spec,
             "runnable_hash": source_hash,
-            "fingerprint": hashlib.sha256(_dumps([space_dict, runnable.identity]).encode())
-            .hexdigest()[:16],
+            "fingerprint": _sha256(_dumps([space_dict, runnable.identity]).encode()),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
 
 
