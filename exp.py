@@ -391,7 +391,12 @@ def _read_toml(filename: str) -> dict[str, Any]:
         raise ParamDecodeError(f"not UTF-8 text ({e.reason} at byte {e.start})",
                                file=filename) from None
     except tomllib.TOMLDecodeError as e:
-        raise ParamDecodeError(f"invalid TOML: {e}", file=filename) from None
+        where = ""
+        if "end of document" in str(e):
+            with open(filename, "rb") as f:
+                lines = f.read().count(b"\n") + 1
+            where = f" (line {lines})"
+        raise ParamDecodeError(f"invalid TOML: {e}{where}", file=filename) from None
     except RecursionError:
         raise ParamDecodeError("invalid TOML: nested too deeply", file=filename) from None
 
@@ -961,6 +966,7 @@ class _Journal:
         self.path = path
         self.records: list[dict] = []
         self._file = None
+        self._truncate = False  # the file holds only another experiment's header
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.is_dir():
@@ -977,18 +983,24 @@ class _Journal:
         if old is not None:
             header = {**header, **{k: old[k] for k in inherit if k in old}}
             diff = _header_diff(old, header)
-            if diff:
+            if diff and not self.records and not skipped:
+                old = None  # no run in it: nothing to keep, start it anew
+                self._truncate = True
+            elif diff:
                 raise JournalError(f"{path} belongs to another experiment: {diff} "
                                    "(use --fresh to start over, or --name for a new journal)")
-            if old.get("runnable_hash") != header.get("runnable_hash"):
-                log.warning("%s has changed since this journal was started; new runs "
-                            "record the new version", header["runnable"])
-            header = old
+            else:
+                if old.get("runnable_hash") != header.get("runnable_hash"):
+                    log.warning("%s has changed since this journal was started; new runs "
+                                "record the new version", header["runnable"])
+                header = old
         if skipped:
             log.warning("%s: skipped %d unreadable line(s) (a torn last line is normal "
                         "after a crash)", path, skipped)
         self.header = header
         self._open()
+        if self._truncate:
+            self._file.truncate(0)
         _remove_leftovers(path)
         if old is None:  # a new journal, or one whose header line never made it whole
             self.write(_dumps(header).encode() + b"\n")
@@ -1481,8 +1493,10 @@ class _LocalPool:
         self._on_messages(w, outcomes)  # results it sent before dying still count
         w.process.join()
         if not w.ready:
-            raise RunnableError(f"{self.runnable}: a worker died while loading it "
-                                f"({_signal_text(w.process.exitcode)}); see {self.logs}")
+            raise RunnableError(
+                f"{self.runnable}: a worker died while starting ({_signal_text(w.process.exitcode)})"
+                "; a script that calls run_experiment must do so under "
+                "if __name__ == '__main__': (workers start with spawn and import it again)")
         outcome = self._blame(w, "crashed", _signal_text(w.process.exitcode))
         if outcome:
             outcomes.append(outcome)
@@ -1863,8 +1877,13 @@ def _parse_gpus(gpus: str | int | list | None) -> list[str] | None:
         if text in ("all", ""):
             ids = available = visible_gpus()
             if not ids:
-                raise ExpError("--gpus all: no GPU found (CUDA_VISIBLE_DEVICES is empty and "
-                               "nvidia-smi lists none); run without --gpus to use CPU workers")
+                import shutil
+                env = os.environ.get("CUDA_VISIBLE_DEVICES")
+                why = (f"CUDA_VISIBLE_DEVICES is {env!r}" if env is not None else
+                       "nvidia-smi lists none" if shutil.which("nvidia-smi") else
+                       "CUDA_VISIBLE_DEVICES is not set and nvidia-smi is not installed")
+                raise ExpError(f"--gpus all: no GPU found ({why}); run without --gpus to use "
+                               "CPU workers")
         elif text.isdigit():
             available = visible_gpus()
             count = int(text)
@@ -2174,8 +2193,15 @@ def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None, *, qui
     except OSError:
         pass
     if not quiet:
-        print(summarize(records, journal=setup.journal_path, progress=progress,
-                        objective=objective, maximize=maximize), file=sys.stderr)
+        text = summarize(records, journal=setup.journal_path, progress=progress,
+                         objective=objective, maximize=maximize)
+        if progress is not None and not progress.total:
+            text = ("nothing to run: every run is already in the journal (--retry-failed reruns "
+                    "those not ok, --fresh starts over, --name starts another)\n" + text)
+        try:
+            print(text, file=sys.stderr)
+        except (OSError, ValueError):
+            pass
     return records
 
 
@@ -2216,18 +2242,21 @@ class _Progress:
         if not force and now - self._last < self._every:
             return
         self._last = now
-        if self._tty:
-            sys.stderr.write("\r\x1b[K" + self.line())
-        else:
-            sys.stderr.write(self.line() + "\n")
-        sys.stderr.flush()
+        self._write(("\r\x1b[K" + self.line()) if self._tty else self.line() + "\n")
+
+    def _write(self, text: str) -> None:
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except (OSError, ValueError):  # stderr closed (a pipe to head): the runs go on
+            self.quiet = True
 
     def close(self) -> None:
         if self.quiet or not self.done:
             return
         self.show(force=True)
         if self._tty:
-            sys.stderr.write("\n")
+            self._write("\n")
 
     @property
     def elapsed(self) -> float:
@@ -2243,7 +2272,7 @@ def _score(result: Any, objective: str | None) -> float | None:
 
 def summarize(records: list[dict[str, Any]], *, journal: str | os.PathLike | None = None,
               top: int = 5, objective: str | None = None, maximize: bool = False,
-              progress: _Progress | None = None) -> str:
+              progress: _Progress | None = None, table: str | os.PathLike | None = None) -> str:
     """A readable summary: counts by status, failures, where things are, best results."""
     counts = {s: 0 for s in STATUSES}
     for r in records:
@@ -2261,9 +2290,13 @@ def summarize(records: list[dict[str, Any]], *, journal: str | os.PathLike | Non
         lines.append(f"  … and {len(bad) - 10} more not ok")
     scored = [(s, r) for r in records if r["status"] == "ok"
               and (s := _score(r.get("result"), objective)) is not None]
-    if not scored and objective is None and any(
-            isinstance(r.get("result"), dict) for r in records if r["status"] == "ok"):
+    dicts = [r["result"] for r in records if r["status"] == "ok" and isinstance(r.get("result"), dict)]
+    if not scored and objective is None and dicts:
         lines.append("results are dicts: rank them with exp results JOURNAL --objective KEY")
+    elif not scored and objective is not None and any(r["status"] == "ok" for r in records):
+        keys = sorted({k for d in dicts for k in d})
+        lines.append(f"no ok run has a number under --objective {objective!r}"
+                     + (f" (result keys: {_quoted(keys)})" if keys else " (results are not dicts)"))
     if scored and top:
         scored.sort(key=lambda sr: sr[0], reverse=maximize)
         lines.append(f"best {min(top, len(scored))} ({'max' if maximize else 'min'}"
@@ -2274,7 +2307,7 @@ def summarize(records: list[dict[str, Any]], *, journal: str | os.PathLike | Non
         journal = Path(journal)
         stem = journal.name.removesuffix(".jsonl")
         logs = journal.with_name(stem + ".logs")
-        lines.append(f"journal {journal}, table {journal.with_name(stem + '.csv')}"
+        lines.append(f"journal {journal}, table {table or journal.with_name(stem + '.csv')}"
                      + (f", logs {logs}/" if logs.is_dir() else ""))
     return "\n".join(lines)
 
@@ -2394,14 +2427,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
-    records = read_journal(args.journal)
+    path = Path(args.journal)
+    if not path.is_file():
+        raise JournalError(f"{path}: no such journal")
+    header, _, _ = _read_lines(path)
+    if header is None:
+        raise JournalError(f"{path}: not an exp journal (its first line is no exp header)")
+    records = read_journal(path)
+    objective = args.objective or header.get("objective")  # gopt records what it optimised
+    maximize = args.maximize or bool(header.get("maximize"))
     if args.csv:
         write_csv(records, args.csv)
-    print(summarize(records, journal=args.journal, top=args.top, objective=args.objective,
-                    maximize=args.maximize))
+    print(summarize(records, journal=path, top=args.top, objective=objective, maximize=maximize,
+                    table=args.csv))
     if args.plot:
-        print(_gopt_module().plot_journal(args.journal, objective=args.objective,
-                                          maximize=args.maximize))
+        print(_gopt_module().plot_journal(path, objective=objective, maximize=maximize))
     return EXIT_OK
 
 
@@ -2434,6 +2474,10 @@ def main(argv: list[str] | None = None) -> int:
     except ExpError as e:
         print(f"exp: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # output piped to a reader that stopped (| head): quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except OSError as e:  # a path the user gave that the system refuses
         where = f"{e.filename}: " if e.filename else ""
         print(f"exp: error: {where}{e.strerror or e}", file=sys.stderr)

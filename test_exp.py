@@ -876,3 +876,30 @@ def test_random_space_without_seed_resumes_with_the_recorded_seed(tmp_path):
     assert [r["params"]["lr"] for r in records] == ParamSpace(tmp_path / "s.toml", seed=seed).grid_values()["lr"]
     out = cli(*args, "--seed", str(seed + 1), cwd=tmp_path)
     assert out.returncode == 2 and f"it was run with seed {seed!r}, not {seed + 1}" in out.stderr
+
+
+@pytest.mark.timeout(60)
+def test_newcomer_stumbles(tmp_path):
+    """What a first try ran into: each now works or says what to do in one line."""
+    write(tmp_path / "s.toml", '[x]\ntype = "list"\nvalue = [1, 2, 3]\n')
+    write(tmp_path / "job.py", "def run(x):\n    return {'acc': x / 10}\n")
+    write(tmp_path / "broken.py", "import not_installed_anywhere\ndef run(x):\n    return x\n")
+    # a runnable that could not load leaves a header only: the corrected command goes on
+    assert cli("run", "-p", "s.toml", "-m", "broken.py", cwd=tmp_path).returncode == 2
+    out = cli("run", "-p", "s.toml", "-m", "job.py", "-w", "1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    # running it again says there is nothing to do, and how to do more
+    out = cli("run", "-p", "s.toml", "-m", "job.py", "-w", "1", cwd=tmp_path)
+    assert out.returncode == 0 and out.stderr.startswith("nothing to run: every run is already")
+    # an objective typo is named, with the keys there are
+    out = cli("results", "s.jsonl", "--objective", "accuracy", cwd=tmp_path)
+    assert "no ok run has a number under --objective 'accuracy' (result keys: 'acc')" in out.stdout
+    # a file that is no journal
+    out = cli("results", "s.toml", cwd=tmp_path)
+    assert (out.returncode, out.stderr.strip()) == (
+        2, "exp: error: s.toml: not an exp journal (its first line is no exp header)")
+    # output piped into a reader that stops early
+    dry = subprocess.run(f"{sys.executable} -m exp run -p s.toml -m job.py --dry-run -r 3000 "
+                         "| head -1", shell=True, cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(HERE)}, timeout=60)
+    assert dry.stdout.startswith('{"id":0,"run":1') and "error" not in dry.stderr
