@@ -17,10 +17,11 @@ constant-liar value) or for one point per worker at a time (``--sync``).
 Workers never import this module, numpy or scikit-optimize: they only run
 the user's function.
 
-Surrogates: ``GP`` is a small Gaussian process of our own (Matern 5/2 with
-one length scale per dimension, fitted once per batch of results; the
+Surrogates: ``GP`` is scikit-optimize's Gaussian process (Matern 5/2 with
+one length scale per dimension + white noise, as ``gp_minimize``), fitted
+once per batch of results from the previous fit's hyper-parameters; the
 acquisition is maximised over random and local candidates, then refined
-around the best of them), ``RF``/``ET``/``GBRT`` are scikit-optimize's tree
+around the best of them; ``RF``/``ET``/``GBRT`` are scikit-optimize's tree
 models, ``random`` is random search. Spaces map onto scikit-optimize's
 dimensions, whose plots draw the results.
 """
@@ -40,9 +41,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.linalg import cho_solve, cholesky, solve_triangular
 from scipy.optimize import minimize as _scipy_minimize
 from scipy.special import log_ndtr
+from sklearn.base import clone as sklearn_clone
+from threadpoolctl import threadpool_limits
+from skopt.learning import GaussianProcessRegressor
+from skopt.learning.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 from skopt.space import Categorical, Integer, Real, Space
 from skopt.utils import cook_estimator, cook_initial_point_generator, normalize_dimensions
 
@@ -183,132 +187,95 @@ def _objective_value(result: Any, objective: str | None) -> tuple[float | None, 
 
 # ─── Gaussian process ────────────────────────────────────────────────────────
 #
-# y ~ GP(mean(y), s2 * Matern52(x, x'; l) + noise * I) on inputs in [0, 1]^D,
-# with y standardised. Hyper-parameters (log s2, log l_1..D, log noise) are
-# fitted by maximum likelihood with a weak prior on the length scales, warm
-# started from the previous fit, so one fit costs a few milliseconds per
-# hundred points. Pending points are added with fixed hyper-parameters.
+# scikit-optimize's GaussianProcessRegressor with gp_minimize's kernel shape:
+# constant * Matern 5/2 (one length scale per dimension) + white noise, on
+# inputs in [0, 1]^D with y normalised. Around it, exp's own fitting policy:
+# one fit per batch of results, warm started from the previous fit's
+# hyper-parameters, plus one fresh start drawn from the length-scale prior
+# while the data is small; a weak log-normal prior on the length scales keeps
+# few-point fits away from degenerate (all-noise) solutions. Pending points
+# are added with fixed hyper-parameters.
 
-_SQRT5 = math.sqrt(5.0)
-_LOG_S2 = (math.log(0.05), math.log(20.0))
-_LOG_L = (math.log(0.01), math.log(20.0))
-_LOG_NOISE = (math.log(1e-6), math.log(0.5))
+_S2_BOUNDS = (0.05, 20.0)
+_L_BOUNDS = (0.01, 20.0)
+_NOISE_BOUNDS = (1e-6, 0.5)
 _PRIOR_L = (math.log(0.5), 1.0)  # log-normal prior on length scales: mean, sd
-
-
-def _scaled_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.sqrt(np.maximum(d2, 0.0))
-
-
-def _matern52(r: np.ndarray) -> np.ndarray:
-    return (1.0 + _SQRT5 * r + 5.0 / 3.0 * r * r) * np.exp(-_SQRT5 * r)
+#: Fresh (prior-drawn) second start of the fit up to this many points; past it
+#: the warm start alone (the hyper-parameters move little, the fit costs more).
+_FRESH_UP_TO = 100
 
 
 class _GP:
-    """A Gaussian process regressor with the sklearn ``predict`` skopt's plots use."""
+    """scikit-optimize's ``GaussianProcessRegressor`` (in ``.est``), fitted exp's way."""
 
-    def __init__(self, n_dims: int):
-        self.theta = np.concatenate([[0.0], np.full(n_dims, math.log(0.3)), [math.log(1e-3)]])
+    def __init__(self, space: Space, seed: int):
+        n = space.transformed_n_dims
+        kernel = (ConstantKernel(1.0, _S2_BOUNDS)
+                  * Matern(np.full(n, 0.3), [_L_BOUNDS] * n, nu=2.5)
+                  + WhiteKernel(1e-3, _NOISE_BOUNDS))
+        self.rng = np.random.RandomState(seed)
+        self.est = GaussianProcessRegressor(kernel=kernel, normalize_y=True, noise="gaussian",
+                                            optimizer=self._lbfgs, n_restarts_optimizer=0,
+                                            random_state=seed)
 
-    # fitting
-    def fit(self, X: np.ndarray, y: np.ndarray, rng: np.random.RandomState | None = None,
-            *, optimize: bool = True) -> _GP:
-        self.X = np.asarray(X, float)
-        y = np.asarray(y, float)
-        self.y_mean = float(y.mean())
-        self.y_std = float(y.std()) or 1.0
-        self._y = (y - self.y_mean) / self.y_std
-        if optimize and len(y) > 1:
-            self._optimize(rng)
-        self._factor()
-        return self
+    def _lbfgs(self, obj_func: Any, theta0: np.ndarray,
+               bounds: np.ndarray) -> tuple[np.ndarray, float]:
+        """sklearn's optimizer hook: L-BFGS-B on its negative log marginal likelihood
+        plus the length-scale prior (theta: log amplitude, log length scales, log noise),
+        from theta0 and, on small data, from a draw of the prior."""
+        mu, sd = _PRIOR_L
 
-    def with_points(self, X: np.ndarray, y: np.ndarray) -> _GP:
-        """The same hyper-parameters and scaling, conditioned on other data (lies)."""
-        gp = _GP.__new__(_GP)
-        gp.theta, gp.y_mean, gp.y_std = self.theta, self.y_mean, self.y_std
-        gp.X = np.asarray(X, float)
-        gp._y = (np.asarray(y, float) - self.y_mean) / self.y_std
-        gp._factor()
-        return gp
+        def f(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            value, grad = obj_func(theta)
+            z = (theta[1:-1] - mu) / sd
+            grad = np.array(grad, float)
+            grad[1:-1] += z / sd
+            return value + 0.5 * float(z @ z), grad
 
-    def _bounds(self) -> list[tuple[float, float]]:
-        return [_LOG_S2] + [_LOG_L] * (len(self.theta) - 2) + [_LOG_NOISE]
-
-    def _optimize(self, rng: np.random.RandomState | None) -> None:
-        bounds = self._bounds()
-        starts = [np.clip(self.theta, *np.array(bounds).T)]
-        if rng is not None:
-            low, high = np.array(bounds).T
-            fresh = np.concatenate([[0.0], rng.normal(*_PRIOR_L, len(self.theta) - 2),
+        low, high = bounds[:, 0], bounds[:, 1]
+        starts = [np.clip(theta0, low, high)]
+        if len(self.est.X_train_) <= _FRESH_UP_TO:
+            fresh = np.concatenate([[0.0], self.rng.normal(mu, sd, len(theta0) - 2),
                                     [math.log(1e-3)]])
             starts.append(np.clip(fresh, low, high))
         best = None
-        for theta0 in starts:
+        for start in starts:
             with np.errstate(all="ignore"):
-                res = _scipy_minimize(self._neg_lml, theta0, jac=True, method="L-BFGS-B",
-                                      bounds=bounds, options={"maxiter": 60})
+                res = _scipy_minimize(f, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                                      options={"maxiter": 200})
             if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
                 best = res
-        if best is not None:
-            self.theta = best.x
+        return (starts[0], math.inf) if best is None else (best.x, float(best.fun))
 
-    def _neg_lml(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        s2, ls, noise = math.exp(theta[0]), np.exp(theta[1:-1]), math.exp(theta[-1])
-        Xs = self.X / ls
-        r = _scaled_dist(Xs, Xs)
-        e = np.exp(-_SQRT5 * r)
-        Kf = s2 * (1.0 + _SQRT5 * r + 5.0 / 3.0 * r * r) * e
-        K = Kf + (noise + 1e-8) * np.eye(len(r))
-        try:
-            L = cholesky(K, lower=True)
-        except np.linalg.LinAlgError:
-            return 1e25, np.zeros_like(theta)
-        alpha = cho_solve((L, True), self._y)
-        n = len(r)
-        lml = -0.5 * self._y @ alpha - np.log(np.diag(L)).sum() - 0.5 * n * math.log(2 * math.pi)
-        W = np.outer(alpha, alpha) - cho_solve((L, True), np.eye(n))
-        grad = np.empty_like(theta)
-        grad[0] = 0.5 * (W * Kf).sum()
-        grad[-1] = 0.5 * noise * np.trace(W)
-        M = W * (s2 * 5.0 / 3.0 * (1.0 + _SQRT5 * r) * e)
-        row = M.sum(1)
-        # sum_ij M_ij (x_id - x_jd)^2 / l_d^2, M symmetric
-        grad[1:-1] = 0.5 * (2.0 * (row @ (Xs * Xs)) - 2.0 * ((Xs * (M @ Xs)).sum(0)))
-        mu, sd = _PRIOR_L
-        z = (theta[1:-1] - mu) / sd
-        lml -= 0.5 * (z * z).sum()
-        grad[1:-1] -= z / sd
-        return -lml, -grad
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _GP:
+        est = self.est
+        if hasattr(est, "kernel_"):  # warm start; skopt zeroes the fitted noise, put it back
+            est.set_params(kernel=est.kernel_.k1 + WhiteKernel(
+                float(np.clip(est.noise_ or 1e-3, *_NOISE_BOUNDS)), _NOISE_BOUNDS))
+        self._fit(est, X, y)
+        return self
 
-    def _factor(self) -> None:
-        s2, ls, noise = math.exp(self.theta[0]), np.exp(self.theta[1:-1]), math.exp(self.theta[-1])
-        self._s2, self._ls = s2, ls
-        self._Xs = self.X / ls
-        K = s2 * _matern52(_scaled_dist(self._Xs, self._Xs))
-        K[np.diag_indices_from(K)] += noise + 1e-8
-        for jitter in (0.0, 1e-6, 1e-4, 1e-2):
-            try:
-                self._L = cholesky(K + jitter * np.eye(len(K)), lower=True)
-                break
-            except np.linalg.LinAlgError:
-                continue
-        self._alpha = cho_solve((self._L, True), self._y)
+    def with_points(self, X: np.ndarray, y: np.ndarray) -> _GP:
+        """The same hyper-parameters, conditioned on other data (lies)."""
+        gp = _GP.__new__(_GP)
+        kernel = self.est.kernel_.k1 + WhiteKernel(max(self.est.noise_ or 0.0, 1e-6), "fixed")
+        gp.est = sklearn_clone(self.est).set_params(kernel=kernel, optimizer=None)
+        gp._fit(gp.est, X, y)
+        return gp
 
-    # predicting
+    def _fit(self, est: Any, X: np.ndarray, y: np.ndarray) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(np.asarray(X, float), np.asarray(y, float))
+        self.y_mean = float(np.ravel(est._y_train_mean)[0])
+        self.y_std = float(np.ravel(est._y_train_std)[0]) or 1.0
+
     def predict_std(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of the latent function, in standardised units."""
-        Ks = self._s2 * _matern52(_scaled_dist(np.asarray(X, float) / self._ls, self._Xs))
-        mean = Ks @ self._alpha
-        v = solve_triangular(self._L, Ks.T, lower=True, check_finite=False)
-        var = np.maximum(self._s2 - (v * v).sum(0), 1e-12)
-        return mean, np.sqrt(var)
-
-    def predict(self, X: np.ndarray, return_std: bool = False) -> Any:
-        mean, std = self.predict_std(X)
-        mean = mean * self.y_std + self.y_mean
-        return (mean, std * self.y_std) if return_std else mean
+        with warnings.catch_warnings():  # "variances smaller than 0", clipped just below
+            warnings.simplefilter("ignore")
+            mean, std = self.est.predict(np.asarray(X, float), return_std=True)
+        return (mean - self.y_mean) / self.y_std, np.maximum(std / self.y_std, 1e-9)
 
 
 # ─── acquisition ─────────────────────────────────────────────────────────────
@@ -396,7 +363,10 @@ class _Optimizer:
         if self.surrogate == "random" or len(self.yi) < 2:
             point = self._random(avoid)
         else:
-            point = self._suggest(pending, avoid, exploit)
+            # Single-threaded BLAS: on matrices of a few hundred rows, threads only
+            # add overhead, and on a busy machine they make a fit ten times slower.
+            with threadpool_limits(1, user_api="blas"):
+                point = self._suggest(pending, avoid, exploit)
         self.seconds.append(time.perf_counter() - t0)
         return point
 
@@ -463,13 +433,13 @@ class _Optimizer:
         Xa, ya = np.vstack([X, Xp]), np.concatenate([y, np.full(len(Xp), lie)])
         if self.surrogate == "GP":
             if self._gp is None:
-                self._gp = _GP(X.shape[1])
+                self._gp = _GP(self.space, self.rng.randint(2 ** 31 - 1))
             if self._fitted_on != len(y):
-                self._gp.fit(X, y, self.rng)
+                self._gp.fit(X, y)
                 self._fitted_on = len(y)
                 if self._hedge:
                     self.gains -= self._gp.predict_std(np.vstack(self._hedge))[0]
-                self.models = [self._gp]
+                self.models = [self._gp.est]
             gp = self._gp.with_points(Xa, ya) if len(Xp) else self._gp
             # The incumbent is the best posterior mean at a point seen, not the
             # best observation: with noise, the luckiest draw would freeze EI.
@@ -960,7 +930,7 @@ def _final_plots(opt: _Optimizer, out: Path, name: str) -> list[Path]:
     plt = _pyplot()
     X = opt.space.transform(opt.Xi)
     if opt.surrogate in ("GP", "random"):
-        model = _GP(X.shape[1]).fit(X, np.asarray(opt.yi), np.random.RandomState(0))
+        model = _GP(opt.space, 0).fit(X, np.asarray(opt.yi)).est
     else:
         model = cook_estimator(opt.surrogate, space=opt.space, random_state=0)
         model.fit(X, opt.yi)
@@ -980,7 +950,7 @@ def _final_plots(opt: _Optimizer, out: Path, name: str) -> list[Path]:
             paths.append(_save(fig, out / f"{name}_{kind}.png"))
             plt.close(fig)
         except Exception as e:  # noqa: BLE001 - a plot must not lose a finished search
-            exp.log.warning("cannot draw the %s plot: %s", kind, e)
+            exp._log().warning("cannot draw the %s plot: %s", kind, e)
     return paths
 
 

@@ -16,6 +16,7 @@ pytest.importorskip("skopt")
 
 import exp  # noqa: E402
 import exp_gopt  # noqa: E402
+import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -246,6 +247,24 @@ def test_pending_points_are_never_suggested_twice():
     assert opt.ask(pending + [[0], [1]]) is None  # every point pending
     assert opt.ask(pending) in ([0], [1])  # evaluated may come again once all are used
 
+
+
+def test_the_gp_surrogate_is_scikit_optimizes_and_refits_warm():
+    from skopt.learning import GaussianProcessRegressor
+    from skopt.space import Real
+    rng = np.random.RandomState(0)
+    opt = exp_gopt._Optimizer([Real(0.0, 1.0, name="a"), Real(0.0, 1.0, name="b")], seed=0)
+    for x in rng.rand(12, 2):
+        opt.tell(list(x), float(((x - 0.3) ** 2).sum()))
+    point = opt.ask()
+    assert isinstance(opt.models[0], GaussianProcessRegressor)
+    first = opt.models[0].kernel_.k1
+    opt.tell(point, float(((np.asarray(point) - 0.3) ** 2).sum()))
+    opt.ask([[0.9, 0.9]])  # refits once on the new result, lies at the pending point
+    assert opt.models[0].kernel.k1.get_params()["k2__length_scale"].tolist() == \
+        first.get_params()["k2__length_scale"].tolist()  # started from the last fit
+    mean, std = opt._gp.predict_std(np.array([[0.3, 0.3], [1.0, 0.0]]))
+    assert mean[0] < mean[1] and (std > 0).all()
 
 # ─── failures ────────────────────────────────────────────────────────────────
 

@@ -9,6 +9,7 @@ exp's GP against the ``gp_minimize`` defaults.
 
     python bench/bench_gopt.py            # 10 seeds, several minutes
     python bench/bench_gopt.py --quick    # 3 seeds
+    python bench/bench_gopt.py --exp-only # exp gopt alone, printed, nothing written
 
 Writes the table, with the command and the machine, to bench/gopt.md. The
 test functions live here at the top level with only ``math`` imported, since
@@ -183,6 +184,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 seeds instead of 10")
     parser.add_argument("--seeds", type=int, help="number of seeds (default 10, --quick 3)")
+    parser.add_argument("--exp-only", action="store_true",
+                        help="only exp gopt (regrets, async, overhead); print, write nothing")
     parser.add_argument("--out", default=str(HERE / "gopt.md"), help="markdown table to write")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -190,7 +193,8 @@ def main() -> int:
     t_start = time.time()
 
     regrets: dict[str, dict[str, float]] = {}
-    for peer, fn in PEERS.items():
+    peers = {"exp gopt defaults": peer_exp_gopt} if args.exp_only else PEERS
+    for peer, fn in peers.items():
         for problem, (_, _, fmin, _) in PROBLEMS.items():
             t = time.perf_counter()
             values = [fn(problem, s) - fmin for s in seeds]
@@ -208,6 +212,8 @@ def main() -> int:
         print(f"seconds per suggestion at {n} points: gp_minimize {overhead[n][0]:.3f}, "
               f"exp {overhead[n][1]:.3f}", flush=True)
 
+    if args.exp_only:
+        return 0
     text = _markdown(args, len(seeds), regrets, async4, overhead, time.time() - t_start)
     Path(args.out).write_text(text, encoding="utf-8")
     print(text)
