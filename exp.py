@@ -44,17 +44,16 @@ if _AS_COMMAND and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 # Modules only some commands need (tomllib, csv, hashlib, fractions, inspect,
-# multiprocessing) are imported where used, to keep `exp --help` fast.
+# logging, multiprocessing) are imported where used, and value types are named
+# tuples rather than dataclasses (which import inspect): `exp --help` stays fast.
 import argparse  # noqa: E402 - the lines above must run first
 import enum  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import math  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
 from collections import deque  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, NamedTuple  # noqa: E402
 
@@ -62,7 +61,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from fractions import Fraction
 
-log = logging.getLogger("exp")
+
+def _log() -> Any:
+    """The ``exp`` logger (logging is imported on first use: ``exp --help`` stays fast)."""
+    import logging
+    return logging.getLogger("exp")
+
 
 # ─── constants and types ─────────────────────────────────────────────────────
 
@@ -207,8 +211,7 @@ def _extra(module: str, feature: str, extra: str) -> Any:
 # ─── parameter space ─────────────────────────────────────────────────────────
 
 
-@dataclass(frozen=True, slots=True)
-class Domain:
+class Domain(NamedTuple):
     """What an optimiser needs of one parameter (bounds both ends included)."""
 
     name: str
@@ -704,8 +707,7 @@ class ParamDict(dict):
 # ─── runnable loading ────────────────────────────────────────────────────────
 
 
-@dataclass(frozen=True, slots=True)
-class _Runnable:
+class _Runnable(NamedTuple):
     """Where the function lives: a file or an importable module, and its name."""
 
     spec: str
@@ -929,7 +931,7 @@ def read_journal(path: str | os.PathLike, *, latest: bool = True) -> list[dict[s
     except OSError as e:
         raise JournalError(f"{path}: cannot read: {e.strerror}") from None
     if skipped:
-        log.warning("%s: skipped %d unreadable line(s)", path, skipped)
+        _log().warning("%s: skipped %d unreadable line(s)", path, skipped)
     if not latest:
         return records
     last = {(r["id"], r["run"]): r for r in records}
@@ -991,11 +993,11 @@ class _Journal:
                                    "(use --fresh to start over, or --name for a new journal)")
             else:
                 if old.get("runnable_hash") != header.get("runnable_hash"):
-                    log.warning("%s has changed since this journal was started; new runs "
+                    _log().warning("%s has changed since this journal was started; new runs "
                                 "record the new version", header["runnable"])
                 header = old
         if skipped:
-            log.warning("%s: skipped %d unreadable line(s) (a torn last line is normal "
+            _log().warning("%s: skipped %d unreadable line(s) (a torn last line is normal "
                         "after a crash)", path, skipped)
         self.header = header
         self._open()
@@ -1042,7 +1044,7 @@ class _Journal:
             self._file.flush()
             os.fsync(self._file.fileno())
         except OSError as e:
-            log.warning("the journal %s may miss its last lines: %s", self.path, e.strerror)
+            _log().warning("the journal %s may miss its last lines: %s", self.path, e.strerror)
         try:
             self._file.close()
         except OSError:
@@ -1076,7 +1078,7 @@ def _move_aside(path: Path) -> Path:
     logs = path.with_name(stem + ".logs")
     if logs.is_dir():
         logs.rename(path.with_name(f"{stem}.old-{k}.logs"))
-    log.warning("moved the old journal to %s", target)
+    _log().warning("moved the old journal to %s", target)
     return target
 
 
@@ -1119,8 +1121,7 @@ def write_csv(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
 # ─── worker (child side) ─────────────────────────────────────────────────────
 
 
-@dataclass(slots=True)
-class _Task:
+class _Task(NamedTuple):
     """One run to do: configuration ``id``, repeat ``run`` (from 1), its parameters."""
 
     id: int
@@ -1300,30 +1301,34 @@ def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: 
 # queued behind it go back to the pending set and the worker is replaced.
 
 
-@dataclass(slots=True)
 class _Outcome:
-    """A finished run as the experiment loop sees it."""
+    """A finished run as the experiment loop sees it (gopt may rewrite it as failed)."""
 
-    task: _Task
-    status: str
-    line: bytes  # the journal line, ready to append
+    __slots__ = ("task", "status", "line")
+
+    def __init__(self, task: _Task, status: str, line: bytes):
+        self.task, self.status = task, status
+        self.line = line  # the journal line, ready to append
 
     def record(self) -> dict[str, Any]:
         return json.loads(self.line)
 
 
-@dataclass(slots=True)
 class _Worker:
-    index: int
-    gpu: str | None
-    process: Any
-    conn: Any
-    state: Any  # shared with the worker: [start of the run in progress, runs started]
-    death: Any  # readable once the process has exited (a pidfd, else the sentinel)
-    queue: deque = field(default_factory=deque)  # sent, not reported, in run order
-    reported: int = 0  # results received over this worker's life
-    ready: bool = False  # runnable loaded
-    heard: float = 0.0  # monotonic time of the last message, to estimate run times
+    """The driver's view of one worker process."""
+
+    __slots__ = ("index", "gpu", "process", "conn", "state", "death", "queue", "reported",
+                 "ready", "heard")
+
+    def __init__(self, index: int, gpu: str | None, process: Any, conn: Any, state: Any,
+                 death: Any):
+        self.index, self.gpu, self.process, self.conn = index, gpu, process, conn
+        self.state = state  # shared with the worker: [start of the run in progress, runs started]
+        self.death = death  # readable once the process has exited (a pidfd, else the sentinel)
+        self.queue: deque[_Task] = deque()  # sent, not reported, in run order
+        self.reported = 0  # results received over this worker's life
+        self.ready = False  # runnable loaded
+        self.heard = 0.0  # monotonic time of the last message, to estimate run times
 
     def running(self) -> tuple[int, float] | None:
         """(offset in queue, monotonic start) of the run in progress, or None."""
@@ -1914,7 +1919,7 @@ def gpu_slots(gpus: list[str], *, per_gpu: int = 1, gpus_per_run: int = 1) -> li
     groups = [",".join(gpus[i:i + gpus_per_run])
               for i in range(0, len(gpus) - gpus_per_run + 1, gpus_per_run)]
     if len(groups) * gpus_per_run < len(gpus):
-        log.warning("--gpus-per-run %d leaves GPU(s) %s unused", gpus_per_run,
+        _log().warning("--gpus-per-run %d leaves GPU(s) %s unused", gpus_per_run,
                     ",".join(gpus[len(groups) * gpus_per_run:]))
     return [g for g in groups for _ in range(per_gpu)]
 
@@ -2002,8 +2007,7 @@ def _header(command: str, space: ParamSpace, runnable: _Runnable, **extra: Any) 
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
 
 
-@dataclass
-class _Setup:
+class _Setup(NamedTuple):
     """Everything a command resolves before any run starts."""
 
     space: ParamSpace
@@ -2186,7 +2190,7 @@ def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None, *, qui
     try:
         write_csv(records, setup.out / f"{setup.name}.csv")
     except OSError as e:
-        log.warning("cannot write %s.csv: %s", setup.name, e.strerror)
+        _log().warning("cannot write %s.csv: %s", setup.name, e.strerror)
     try:
         if not any(setup.logs.iterdir()):
             setup.logs.rmdir()
@@ -2445,11 +2449,21 @@ def _cmd_results(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _StderrHandler(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is now (tests and notebooks replace it)."""
+def _log_to_stderr() -> None:
+    """``exp: warning: …`` lines on whatever ``sys.stderr`` is now (tests and notebooks
+    replace it), unless the program using exp configured logging itself."""
+    import logging
 
-    def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(self.format(record) + "\n")
+    class StderrHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            sys.stderr.write(self.format(record) + "\n")
+
+    log = logging.getLogger("exp")
+    if not logging.getLogger().handlers and not log.handlers:
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("exp: warning: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -2461,11 +2475,7 @@ def main(argv: list[str] | None = None) -> int:
             args = _parser().parse_args(argv)
         except SystemExit as e:
             return e.code if isinstance(e.code, int) else EXIT_USAGE
-        if not logging.getLogger().handlers and not log.handlers:
-            handler = _StderrHandler()
-            handler.setFormatter(logging.Formatter("exp: warning: %(message)s"))
-            log.addHandler(handler)
-            log.setLevel(logging.WARNING)
+        _log_to_stderr()
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "gopt":
