@@ -566,6 +566,7 @@ class _Source:
         self.history: list[tuple[int, float]] = []  # (id, value) of usable results, in order
         self.best: tuple[float, int] | None = None  # (minimised value, id)
         self.progress: exp._Progress | None = None
+        self.objective_seen = False  # some result had the objective: a missing key is no typo
 
     def take(self, k: int) -> list[exp._Task]:
         if self.sync:
@@ -603,7 +604,14 @@ class _Source:
         value = None
         if outcome.status == "ok":
             record = outcome.record()
-            value, reason = _objective_value(record.get("result"), self.objective)
+            result = record.get("result")
+            value, reason = _objective_value(result, self.objective)
+            if value is not None:
+                self.objective_seen = True
+            elif (isinstance(result, dict) and self.objective not in result
+                  and not self.objective_seen):
+                # A typo, not a bad run: stop now rather than spend the budget on it.
+                raise exp.ExpError(f"--objective {self.objective!r}: {reason}")
             if value is None:
                 # Journaled again with the reason; the latest record of an id wins.
                 record.update(status="failed", error=f"exp gopt: {reason}\n")
@@ -643,6 +651,7 @@ class _Source:
                 y = None if value is None else (-value if self.maximize else value)
             self._record(r["id"], point, y)
             told += y is not None and point is not None
+        self.objective_seen = self.objective_seen or told > 0
         return told
 
     def status(self) -> str:
@@ -750,7 +759,9 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
              timeout: float | None = None, out: str | os.PathLike = ".",
              name: str | None = None, seed: int | None = None, fresh: bool = False,
              retry_failed: bool = False, cancel: bool = False,
-             quiet: bool = False) -> GoptResult:
+             quiet: bool = False, cluster: str | None = None,
+             scheduler_file: str | None = None,
+             cluster_security: str | None = None) -> GoptResult:
     """Minimise (or, with ``maximize``, maximise) what ``runnable`` returns over ``space``.
 
     Runs ``n`` evaluations in all, those already in ``OUT/NAME.jsonl``
@@ -758,11 +769,19 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
     the optimiser and evaluates only what is missing. A run that fails, times
     out, crashes or returns no finite number is journaled with its reason and
     not told to the optimiser; ``cancel`` stops at the first one instead.
-    Raises ``ExpError`` for bad input before any run starts.
+    The journal is ``NAME-gopt.jsonl`` after the param file unless ``name`` is
+    given, so a search never meets the grid journal of the same space.
+    ``cluster`` (or ``scheduler_file``) runs on a Dask scheduler, as for
+    ``exp.run_experiment``. Raises ``ExpError`` for bad input before any run starts.
     """
     _check_options(n, surrogate, acquisition, liar, initial, n_initial, kappa, xi)
+    if name is None:
+        filename = space.filename if isinstance(space, exp.ParamSpace) else os.fspath(space)
+        name = (Path(filename).stem if filename else "exp") + "-gopt"
     setup = exp._prepare(space, runnable, workers=workers, gpus=gpus, per_gpu=per_gpu,
-                         gpus_per_run=gpus_per_run, out=out, name=name, seed=seed)
+                         gpus_per_run=gpus_per_run, out=out, name=name, seed=seed,
+                         cluster=cluster, scheduler_file=scheduler_file,
+                         cluster_security=cluster_security)
     mapping = _Mapping(setup.space)
     drawn = seed if seed is not None else int(np.random.SeedSequence().entropy % 2 ** 32)
     extra = {"seed": seed} if seed is not None else {}
@@ -1010,6 +1029,8 @@ def main(args: argparse.Namespace) -> int:
         maximize=args.maximize, warm_start=args.warm_start, plot=args.plot, gpus=gpus,
         per_gpu=args.per_gpu, gpus_per_run=args.gpus_per_run, timeout=args.timeout,
         out=args.out, name=args.name, seed=args.seed, fresh=args.fresh,
-        retry_failed=args.retry_failed, cancel=args.cancel, quiet=args.quiet)
+        retry_failed=args.retry_failed, cancel=args.cancel, quiet=args.quiet,
+        cluster=args.cluster, scheduler_file=args.scheduler_file,
+        cluster_security=args.cluster_security)
     all_ok = result.completed and all(e.status == "ok" for e in result.evaluations)
     return exp.EXIT_OK if all_ok else exp.EXIT_NOT_OK

@@ -220,3 +220,16 @@ def test_cluster_flag_errors(tmp_path):
                          env=ENV, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.startswith("exp: error: --gpus IDS and --per-gpu pin local GPUs")
+
+
+@pytest.mark.timeout(120)
+def test_gopt_on_cluster_reaches_n(tmp_path, cluster):
+    exp_gopt = pytest.importorskip("exp_gopt", reason="the gopt extra is not installed")
+    write(tmp_path / "s.toml", '[x]\ntype = "range"\nbounds = [-10, 10]\n')
+    write(tmp_path / "sq.py", "def run(x):\n    return (x - 1) ** 2\n")
+    result = exp_gopt.optimize(tmp_path / "s.toml", str(tmp_path / "sq.py"), n=12, seed=3,
+                               out=tmp_path, cluster=cluster, quiet=True)
+    records = exp.read_journal(tmp_path / "s-gopt.jsonl")
+    assert sorted(r["id"] for r in records) == list(range(12))
+    assert all(r["worker"].startswith("tcp://127.0.0.1:") for r in records)
+    assert abs(result.x["x"] - 1) < 1.5

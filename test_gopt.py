@@ -461,3 +461,17 @@ def test_option_errors_are_one_line(tmp_path, capsys):
     journal.write_text(json.dumps({"kind": "header"}) + "\n")
     with pytest.raises(exp.ExpError, match="no usable result"):
         exp_gopt.plot_journal(journal)
+
+
+
+@pytest.mark.timeout(60)
+def test_objective_typo_stops_at_once_and_default_name(tmp_path):
+    (tmp_path / "s.toml").write_text('[x]\ntype = "range"\nbounds = [-1, 1]\n')
+    (tmp_path / "job.py").write_text("def run(x):\n    return {'loss': x * x}\n")
+    args = ["gopt", "-p", str(tmp_path / "s.toml"), "-m", str(tmp_path / "job.py"), "-n", "8",
+            "-w", "1", "--out", str(tmp_path), "-q"]
+    assert exp.main([*args, "--objective", "los"]) == 2
+    records = exp.read_journal(tmp_path / "s-gopt.jsonl")
+    assert len(records) == 1  # stopped at the first result, not after the whole budget
+    assert exp.main([*args, "--objective", "loss", "--fresh"]) == 0
+    assert len(exp.read_journal(tmp_path / "s-gopt.jsonl")) == 8
