@@ -421,7 +421,7 @@ def gopt_campaign(report: Report, work: Path, *, target: int, rng: random.Random
         (d / "obj.py").write_text("import time\n\ndef run(x, salt, **kw):\n"
                                   "    time.sleep(0.01)\n    return (x - 1.0) ** 2\n")
         args = ["gopt", "-p", str(space), "-m", str(d / "obj.py"), "-n", str(n), "-w", "2",
-                "--seed", str(rng.randrange(1000)), "--out", str(d / "out"), "-q"]
+                "--seed", str(rng.randrange(1000)), "--out", str(d / "out"), "--name", "g", "-q"]
         repro = (f"python stress/campaign.py --seed {report.seed} --only gopt  "
                  f"# experiment {experiments}: {cmdline(args)}")
         seen: set = set()
