@@ -48,7 +48,7 @@ def main() -> None:
             cases.append((name, [py, "-c", f"import {module}"]))
     results = {name: median_seconds(cmd, env, args.repeat) for name, cmd in cases}
     bare = results["python -c pass"]
-    print(f"| command | median ms | over the bare interpreter, ms |")
+    print("| command | median ms | over the bare interpreter, ms |")
     print("| --- | ---: | ---: |")
     for name, t in results.items():
         print(f"| `{name}` | {t * 1e3:.1f} | {(t - bare) * 1e3:+.1f} |")
