@@ -27,7 +27,7 @@ def write(path: Path, text: str) -> Path:
 @pytest.fixture(scope="module")
 def cluster():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as c:
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0") as c:
         yield c.scheduler_address
 
 
@@ -145,7 +145,7 @@ def test_dask_worker_killed_mid_run_and_killed_worker(tmp_path):
     """))
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     host="127.0.0.1", dashboard_address=None) as c, \
+                                     host="127.0.0.1", dashboard_address="127.0.0.1:0") as c, \
             distributed.Client(c) as client:
         pids = client.run(os.getpid)
 
@@ -167,7 +167,7 @@ def test_cli_scheduler_and_gpu_resources(tmp_path):
     """`dask scheduler` and `dask worker --resources GPU=2` as a user starts them."""
     sched_file = tmp_path / "scheduler.json"
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler",
-                               "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--host", "127.0.0.1", "--port", "0", "--dashboard-address", "127.0.0.1:0",
                                "--scheduler-file", str(sched_file)], cwd=tmp_path, env=ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
@@ -177,7 +177,8 @@ def test_cli_scheduler_and_gpu_resources(tmp_path):
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
              str(sched_file), "--nthreads", "4", "--resources", "GPU=2", "--host", "127.0.0.1",
-             "--no-dashboard"], cwd=tmp_path, env={**ENV, "CUDA_VISIBLE_DEVICES": "0,1"},
+             "--dashboard-address", "127.0.0.1:0"], cwd=tmp_path,
+            env={**ENV, "CUDA_VISIBLE_DEVICES": "0,1"},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         with distributed.Client(scheduler_file=str(sched_file), timeout=60) as client:
             client.wait_for_workers(1, timeout=60)

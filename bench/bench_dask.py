@@ -49,7 +49,7 @@ def main() -> None:
         local = measure(space, job, args.runs, args.repeat, workers=2)
         t0 = time.monotonic()
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None) as cluster:
+                          dashboard_address="127.0.0.1:0") as cluster:
             started = time.monotonic() - t0
             remote = measure(space, job, args.runs, args.repeat, cluster=cluster.scheduler_address)
     lm, rm = statistics.median(local) * 1e3, statistics.median(remote) * 1e3
