@@ -28,7 +28,7 @@ dimensions, whose plots draw the results.
 
 from __future__ import annotations
 
-__all__ = ["optimize", "GoptResult", "Evaluation", "plot_journal", "main"]
+__all__ = ["optimize", "GoptResult", "Evaluation", "journal_state", "plot_journal", "main"]
 
 import itertools
 import math
@@ -645,10 +645,7 @@ class _Source:
         told = 0
         for r in sorted(records, key=lambda r: r["id"]):
             point = self.mapping.to_point(r.get("params") or {})
-            y = None
-            if r["status"] == "ok":
-                value, _ = _objective_value(r.get("result"), self.objective)
-                y = None if value is None else (-value if self.maximize else value)
+            y = _told_value(r, self.objective, self.maximize)
             self._record(r["id"], point, y)
             told += y is not None and point is not None
         self.objective_seen = self.objective_seen or told > 0
@@ -718,6 +715,7 @@ class GoptResult:
     journal: Path | None = None
     plots: list[Path] = field(default_factory=list)
     maximize: bool = False
+    optimizer_state: dict[str, list] = field(default_factory=dict)  # see journal_state
 
     def top(self, k: int = 5) -> list[Evaluation]:
         """The k best usable evaluations, best first."""
@@ -817,12 +815,45 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
         raise
     exp._finish(setup, journal, progress, quiet=quiet, objective=objective, maximize=maximize)
     result = _result(setup.journal_path, objective, maximize, completed, opt.seconds)
+    result.optimizer_state = _state(opt)
     if plot:
         result.plots = [source.plotter.close(source.history, maximize),
                         *_final_plots(opt, setup.out, setup.name)]
     if not quiet:
         print(_report(result), file=sys.stderr)
     return result
+
+
+def _told_value(record: dict[str, Any], objective: str | None, maximize: bool) -> float | None:
+    """What the optimiser is told of a journal record (minimised), or None."""
+    if record["status"] != "ok":
+        return None
+    value, _ = _objective_value(record.get("result"), objective)
+    return None if value is None else (-value if maximize else value)
+
+
+def _state(opt: _Optimizer) -> dict[str, list]:
+    """The optimiser's knowledge, order-free: told (point, value) pairs and points not to ask."""
+    return {"told": sorted((exp._dumps(x), y) for x, y in zip(opt.Xi, opt.yi)),
+            "evaluated": sorted(exp._dumps(list(k)) for k in opt.evaluated)}
+
+
+def journal_state(space: exp.ParamSpace | str | os.PathLike, journal: str | os.PathLike, *,
+                  objective: str | None = None, maximize: bool = False) -> dict[str, list]:
+    """The optimiser state a resume builds from ``journal`` alone (no warm start).
+
+    Compare with ``GoptResult.optimizer_state`` of a search that ran, was
+    killed and resumed: they must be equal.
+    """
+    space = space if isinstance(space, exp.ParamSpace) else exp.ParamSpace(space)
+    mapping = _Mapping(space)
+    opt = _Optimizer(mapping.dims)
+    for r in exp.read_journal(journal):
+        point = mapping.to_point(r.get("params") or {})
+        if point is not None:
+            y = _told_value(r, objective, maximize)
+            opt.mark(point) if y is None else opt.tell(point, y)
+    return _state(opt)
 
 
 def _by_id(record: dict[str, Any]) -> int:
