@@ -2340,7 +2340,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="kill a run after this long")
     p.add_argument("--out", default=".", metavar="DIR", help="where NAME.jsonl, NAME.csv and "
                    "NAME.logs/ go (default: .)")
-    p.add_argument("--name", metavar="NAME", help="experiment name (default: the param file's stem)")
+    p.add_argument("--name", metavar="NAME", help="experiment name (default: the param file's "
+                   "stem, with -gopt for a search)")
     p.add_argument("--seed", type=int, help="seed for random parameters and the optimiser")
     p.add_argument("--fresh", action="store_true", help="move the old journal aside, start over")
     p.add_argument("--retry-failed", action="store_true", help="on resume, rerun runs not ok")
