@@ -1750,11 +1750,16 @@ class _DaskPool:
     def start(self) -> None:
         t0 = time.monotonic()
         distributed = _extra("distributed", "--cluster", "dask")
+        security = _dask_security(self.security)
+        if (self.address or "").startswith("tls://") and (security or _default_security()) \
+                .get_connection_args("client").get("ssl_context") is None:
+            raise ExpError(f"--cluster {self.address}: no TLS settings for the client (give "
+                           "--cluster-security FILE, or set them in Dask's configuration)")
         try:
             self.client = distributed.Client(
                 self.address, scheduler_file=self.scheduler_file, timeout="20s",
-                security=_dask_security(self.security), set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as e:
+                security=security, set_as_default=False)
+        except (OSError, TimeoutError, ValueError, TypeError) as e:
             where = self.address or self.scheduler_file
             raise ExpError(f"--cluster: cannot reach the Dask scheduler at {where}: {e}") from None
         if self.runnable.file:
@@ -1830,6 +1835,12 @@ class _DaskPool:
             self.futures.clear()
             self.client.close(timeout=10)
             self.client = None
+
+
+def _default_security() -> Any:
+    """Dask's own TLS configuration (distributed.comm.tls.*)."""
+    from distributed.security import Security
+    return Security()
 
 
 def _dask_security(path: str | None) -> Any:

@@ -234,3 +234,41 @@ def test_gopt_on_cluster_reaches_n(tmp_path, cluster):
     assert sorted(r["id"] for r in records) == list(range(12))
     assert all(r["worker"].startswith("tcp://127.0.0.1:") for r in records)
     assert abs(result.x["x"] - 1) < 1.5
+
+
+@pytest.mark.timeout(120)
+def test_tls_scheduler_with_cluster_security_file(tmp_path):
+    """A tls:// scheduler; exp reads its client certificate settings from --cluster-security."""
+    import shutil
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    from distributed.security import Security
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    files = {"tls_ca_file": str(cert), "tls_client_cert": str(cert), "tls_client_key": str(key)}
+    security = Security(**files, tls_scheduler_cert=str(cert), tls_scheduler_key=str(key),
+                        tls_worker_cert=str(cert), tls_worker_key=str(key),
+                        require_encryption=True)
+    write(tmp_path / "tls.toml", "".join(f'{k} = "{v}"\n' for k, v in files.items())
+          + "require_encryption = true\n")
+    write(tmp_path / "s.toml", '[x]\ntype = "list"\nvalue = [1, 2, 3]\n')
+    write(tmp_path / "job.py", "def run(x):\n    return x * 3\n")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                                  protocol="tls", host="127.0.0.1", security=security,
+                                  dashboard_address="127.0.0.1:0") as c:
+        assert c.scheduler_address.startswith("tls://127.0.0.1:")
+        bare = subprocess.run([sys.executable, "-m", "exp", "run", "-p", "s.toml", "-m",
+                               "job.py", "--cluster", c.scheduler_address, "-q", "--name", "bare"],
+                              cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=90)
+        out = subprocess.run([sys.executable, "-m", "exp", "run", "-p", "s.toml", "-m", "job.py",
+                              "--cluster", c.scheduler_address, "--cluster-security", "tls.toml",
+                              "-q"], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                             timeout=90)
+    assert out.returncode == 0, out.stderr
+    assert [r["result"] for r in exp.read_journal(tmp_path / "s.jsonl")] == [3, 6, 9]
+    # without the settings: one line that says what is missing
+    assert bare.returncode == 2 and len(bare.stderr.strip().splitlines()) == 1, bare.stderr
+    assert bare.stderr.startswith("exp: error: --cluster tls://127.0.0.1:")
+    assert "no TLS settings for the client (give --cluster-security FILE" in bare.stderr
