@@ -924,16 +924,28 @@ def _is_record(obj: Any) -> bool:
 def read_journal(path: str | os.PathLike, *, latest: bool = True) -> list[dict[str, Any]]:
     """The run records of a journal; with ``latest``, the last one of each (id, run)."""
     path = Path(path)
+    _, records, skipped = _load_journal(path)
+    _warn_skipped(path, skipped)
+    return _latest(records) if latest else records
+
+
+def _load_journal(path: Path) -> tuple[dict | None, list[dict[str, Any]], int]:
+    """(header, every record, lines skipped) of a journal, read once."""
     if not path.is_file():
         raise JournalError(f"{path}: no such journal")
     try:
-        _, records, skipped = _read_lines(path)
+        return _read_lines(path)
     except OSError as e:
         raise JournalError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _warn_skipped(path: Path, skipped: int) -> None:
     if skipped:
         _log().warning("%s: skipped %d unreadable line(s)", path, skipped)
-    if not latest:
-        return records
+
+
+def _latest(records: list[dict]) -> list[dict]:
+    """The last record of each (id, run), in (id, run) order."""
     last = {(r["id"], r["run"]): r for r in records}
     return sorted(last.values(), key=lambda r: (r["id"], r["run"]))
 
@@ -2008,12 +2020,12 @@ def _drive(pool: Any, source: Any, journal: _Journal, progress: _Progress, *,
         progress.show()
 
 
-def _header(command: str, space: ParamSpace, runnable: _Runnable, **extra: Any) -> dict:
-    space_dict = space.to_dict()
-    source_hash = runnable.source_hash()
+def _header(command: str, setup: _Setup, **extra: Any) -> dict:
+    """The journal's first line: what makes a later run the same experiment."""
+    space_dict, runnable = setup.space.to_dict(), setup.runnable
     return {"kind": "header", "exp": __version__, "command": command, "space": space_dict,
             "runnable": runnable.identity, "runnable_spec": runnable.spec,
-            "runnable_hash": source_hash,
+            "runnable_hash": setup.runnable_hash,
             "fingerprint": _sha256(_dumps([space_dict, runnable.identity]).encode()),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
 
@@ -2173,7 +2185,7 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
     drawn = space.seed is None and any(s["type"] == "random" for s in space.params.values())
     if drawn:  # recorded in the journal; a resume without --seed takes the recorded one
         space.seed = random.SystemRandom().randrange(2 ** 32)
-    header = _header("run", space, setup.runnable, seed=space.seed, runs=runs)
+    header = _header("run", setup, seed=space.seed, runs=runs)
     journal = _Journal(setup.journal_path, header, fresh=fresh, inherit=("seed",) if drawn else ())
     space.seed = journal.header.get("seed", space.seed)
     try:
@@ -2187,10 +2199,6 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
         _finish(setup, journal, None, quiet=True)
         raise
     return _finish(setup, journal, progress, quiet=quiet)
-
-
-def _latest(records: list[dict]) -> list[dict]:
-    return list({(r["id"], r["run"]): r for r in records}.values())
 
 
 def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None, *, quiet: bool,
@@ -2444,12 +2452,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_results(args: argparse.Namespace) -> int:
     path = Path(args.journal)
-    if not path.is_file():
-        raise JournalError(f"{path}: no such journal")
-    header, _, _ = _read_lines(path)
+    header, records, skipped = _load_journal(path)
     if header is None:
         raise JournalError(f"{path}: not an exp journal (its first line is no exp header)")
-    records = read_journal(path)
+    _warn_skipped(path, skipped)
+    records = _latest(records)
     objective = args.objective or header.get("objective")  # gopt records what it optimised
     maximize = args.maximize or bool(header.get("maximize"))
     if args.csv:

@@ -783,7 +783,7 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
     mapping = _Mapping(setup.space)
     drawn = seed if seed is not None else int(np.random.SeedSequence().entropy % 2 ** 32)
     extra = {"seed": seed} if seed is not None else {}
-    header = exp._header("gopt", setup.space, setup.runnable, optimizer_seed=drawn,
+    header = exp._header("gopt", setup, optimizer_seed=drawn,
                          objective=objective, maximize=maximize, **extra)
     journal = exp._Journal(setup.journal_path, header, fresh=fresh)
     try:
