@@ -1115,15 +1115,23 @@ def write_csv(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     """One flat row per run (a dict result spread into columns), written atomically."""
     path = Path(path)
     names = list(dict.fromkeys(n for r in records for n in (r.get("params") or {})))
-    rows = [_flat(r, names) for r in records]
-    columns = list(dict.fromkeys(k for row in rows for k in row)) or ["id", "run", "status"]
+    if not records or set(names) & {"status", "seconds", "result", "error"} \
+            or any(isinstance(r.get("result"), dict) for r in records):
+        rows = [_flat(r, names) for r in records]
+        columns = list(dict.fromkeys(k for row in rows for k in row)) or ["id", "run", "status"]
+        table: Iterable[list] = ([row.get(c, "") for c in columns] for row in rows)
+    else:  # the same columns for every row: no dict per row (a hot path at the end of a run)
+        columns = ["id", "run", "status", "seconds", *names, "result", "error"]
+        table = ([r["id"], r["run"], r["status"], r.get("seconds"),
+                  *map((r.get("params") or {}).get, names), r.get("result"),
+                  e.strip().splitlines()[-1] if (e := r.get("error")) else ""] for r in records)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         import csv
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(columns)
-            writer.writerows([row.get(c, "") for c in columns] for row in rows)
+            writer.writerows(table)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
