@@ -171,10 +171,17 @@ def _json_default(obj: Any) -> Any:
 
 
 _ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
+try:  # the encoder json.dumps builds on each call, built once (a hot path: twice per run)
+    from json.encoder import c_make_encoder, encode_basestring_ascii
+    _C_ENCODE = c_make_encoder(None, _json_default, encode_basestring_ascii, None, ":", ",",
+                               False, False, True)
+except (ImportError, TypeError):  # no C accelerator
+    _C_ENCODE = None
 
 
 def _dumps(obj: Any) -> str:
-    return _ENCODER.encode(obj)
+    """Compact JSON, numpy values too. A value that contains itself raises RecursionError."""
+    return _ENCODER.encode(obj) if _C_ENCODE is None else "".join(_C_ENCODE(obj, 0))
 
 
 def _file_hash(path: str | os.PathLike) -> str:
@@ -978,7 +985,9 @@ class _Journal:
         """Open or start the journal; ``inherit`` names header keys the caller left
         to the journal (a seed that was drawn, not given, is the recorded one)."""
         self.path = path
-        self.records: list[dict] = []
+        self.records: list[dict] = []  # what the journal held when opened
+        self.added: list[dict] = []  # the records of runs journaled since, as written
+        self.whole = True  # False once a write may not have reached the file
         self._file = None
         self._truncate = False  # the file holds only another experiment's header
         try:
@@ -1040,13 +1049,30 @@ class _Journal:
                     self._file.write(b"\n")
 
     def write(self, line: bytes) -> None:
-        self._file.write(line)
+        try:
+            self._file.write(line)
+        except OSError:
+            self.whole = False
+            raise
+
+    def add(self, outcome: _Outcome) -> None:
+        """Append a run's line; keep its record (the same dict a rewrite by gopt updates)."""
+        self.write(outcome.line)
+        self.added.append(outcome.record())
 
     def flush(self) -> None:
         try:
             self._file.flush()
         except OSError as e:
+            self.whole = False
             raise JournalError(f"cannot write the journal {self.path}: {e.strerror}") from None
+
+    def all_records(self, *, reread: bool = False) -> list[dict[str, Any]]:
+        """The latest record of each (id, run): from memory when every write is known
+        to have reached the closed file (the same records), else read back from it."""
+        if reread or not self.whole or self._file is not None:
+            return read_journal(self.path)
+        return _latest(self.records + self.added)
 
     def close(self) -> None:
         """Flush, sync and close; never raises, so it cannot hide why the run stopped."""
@@ -1056,6 +1082,7 @@ class _Journal:
             self._file.flush()
             os.fsync(self._file.fileno())
         except OSError as e:
+            self.whole = False
             _log().warning("the journal %s may miss its last lines: %s", self.path, e.strerror)
         try:
             self._file.close()
@@ -1139,6 +1166,80 @@ def write_csv(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
 
 
 # ─── worker (child side) ─────────────────────────────────────────────────────
+#
+# A worker is a fresh interpreter started with subprocess (no fork: fork and
+# CUDA do not mix) that loads exp.py by path and nothing of the driver's
+# __main__, then reads its settings and batches of tasks from one socket.
+
+
+class _Channel:
+    """Whole messages over one end of a socket pair: an 8-byte length, then the bytes."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def send_bytes(self, data: bytes) -> None:
+        view = memoryview(len(data).to_bytes(8, "big") + data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def recv_bytes(self) -> bytes:
+        return self._read(int.from_bytes(self._read(8), "big"))
+
+    def _read(self, n: int) -> bytes:
+        data = os.read(self.fd, n)
+        if len(data) == n:
+            return data
+        buf = bytearray(data)
+        while len(buf) < n:
+            more = os.read(self.fd, n - len(buf))
+            if not more:
+                raise EOFError("the other end closed the channel")
+            buf += more
+        return bytes(buf)
+
+    def send(self, obj: Any) -> None:
+        import pickle
+        self.send_bytes(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+
+    def recv(self) -> Any:
+        import pickle
+        return pickle.loads(self.recv_bytes())
+
+    def poll(self) -> bool:
+        """Is a message (or the end of the channel) ready to read?"""
+        import select
+        return bool(select.select([self.fd], [], [], 0)[0])
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+#: What a worker interpreter runs: exp.py loaded from its file (wherever it is
+#: vendored), without putting its folder first on sys.path.
+_CHILD_CODE = ("import importlib.util as u, sys; s = u.spec_from_file_location('exp', sys.argv[2]); "
+               "m = u.module_from_spec(s); sys.modules['exp'] = m; s.loader.exec_module(m); "
+               "m._child_main()")
+
+
+def _child_main() -> None:
+    """Entry of a worker process: ``python -c _CHILD_CODE FD EXP_PY``."""
+    conn = _Channel(int(sys.argv[1]))
+    settings = conn.recv()
+    sys.path[:], sys.argv[:] = settings.pop("path"), settings.pop("argv")
+    state_fd = settings.pop("state_fd")
+    if state_fd is not None:
+        import mmap
+        settings["state"] = memoryview(mmap.mmap(state_fd, _STATE_SIZE)).cast("d")
+        os.close(state_fd)
+    _worker_main(conn, **settings)
 
 
 class _Task(NamedTuple):
@@ -1150,25 +1251,61 @@ class _Task(NamedTuple):
 
 
 def _record(task: _Task, status: str, result: Any, error: str | None, worker: int | str,
-            gpu: str | None, start: float, end: float, runnable_hash: str) -> bytes:
-    """A journal line; built the same way by workers and, for deaths, by the driver.
+            gpu: str | None, start: float, end: float, runnable_hash: str) -> dict[str, Any]:
+    """A run's journal record; built the same way by workers and, for deaths, by the driver."""
+    return {"id": task.id, "run": task.run, "params": task.params, "status": status,
+            "result": result, "error": error, "worker": worker, "gpu": gpu,
+            "start": round(start, 6), "end": round(end, 6), "seconds": round(end - start, 6),
+            "runnable_hash": runnable_hash}
+
+
+def _line(r: dict[str, Any]) -> bytes:
+    """The record as a journal line; TypeError or ValueError for what JSON cannot hold.
 
     Written by hand around the encoder (a hot path: one per run); only the
     parameters, the result, the error and the worker label go through JSON.
     """
-    return (f'{{"id":{task.id},"run":{task.run},"params":{_dumps(task.params)},'
-            f'"status":"{status}","result":{_dumps(result)},'
+    error, worker, gpu = r["error"], r["worker"], r["gpu"]
+    return (f'{{"id":{r["id"]},"run":{r["run"]},"params":{_dumps(r["params"])},'
+            f'"status":"{r["status"]}","result":{_dumps(r["result"])},'
             f'"error":{"null" if error is None else _dumps(error)},'
             f'"worker":{worker if type(worker) is int else _dumps(worker)},'
-            f'"gpu":{"null" if gpu is None else _dumps(gpu)},"start":{start:.6f},'
-            f'"end":{end:.6f},"seconds":{end - start:.6f},"runnable_hash":"{runnable_hash}"}}\n'
-            ).encode()
+            f'"gpu":{"null" if gpu is None else _dumps(gpu)},"start":{r["start"]:.6f},'
+            f'"end":{r["end"]:.6f},"seconds":{r["seconds"]:.6f},'
+            f'"runnable_hash":"{r["runnable_hash"]}"}}\n').encode()
 
 
-#: First byte of each message a worker sends; results carry a journal line after it.
-_MSG_READY, _MSG_FATAL, _MSG_OK, _MSG_FAILED = b"R", b"X", b"o", b"f"
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
+def _as_read(record: dict[str, Any]) -> dict[str, Any]:
+    """The record made equal to its journal line read back (a tuple becomes a list, a
+    numpy number a float, ...): the parameters and the result, only where needed."""
+    for key in ("params", "result"):
+        value = record[key]
+        if type(value) not in _SCALARS and not (type(value) is dict and all(
+                type(k) is str and type(v) in _SCALARS for k, v in value.items())):
+            record[key] = json.loads(_dumps(value))
+    return record
+
+
+#: First byte of each message a worker sends. A message of results holds, pickled,
+#: one status byte per run (``o`` or ``f``), their records and their journal lines.
+_MSG_READY, _MSG_FATAL, _MSG_RESULTS, _MSG_OK, _MSG_FAILED = b"R", b"X", b"r", b"o", b"f"
 _MSG_REFUSED = b"E"  # the runnable cannot take the space: a complete error message follows
 _MSG_TIMEOUT, _MSG_CRASHED = b"t", b"c"  # only from a Dask worker thread, about its child
+
+
+def _results_message(statuses: bytes, records: list[dict], lines: bytes) -> bytes:
+    import pickle
+    return _MSG_RESULTS + pickle.dumps((bytes(statuses), records, bytes(lines)),
+                                       pickle.HIGHEST_PROTOCOL)
+
+
+def _read_results(msg: bytes) -> tuple[bytes, list[dict], bytes]:
+    """(status bytes, records, journal lines) of a message of results."""
+    import pickle
+    return pickle.loads(memoryview(msg)[1:])
 
 
 def _die_with_parent() -> None:
@@ -1225,7 +1362,7 @@ class _Capture:
 _SEND_EVERY = 0.005
 
 
-def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: str,
+def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | None, logs: str,
                  runnable_hash: str, state: Any = None, names: Iterable[str] | None = None) -> None:
     """Run the tasks the driver sends, in order, reporting each as it ends.
 
@@ -1255,12 +1392,12 @@ def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: 
         sys.stderr.write(text)
         conn.send_bytes(_MSG_FATAL + text.encode())
         return
-    extras = [(k, v) for k, v in {"worker": worker, "gpu": gpu}.items()
-              if var_kw or k in extras_named]
+    extras = {k: v for k, v in {"worker": worker, "gpu": gpu}.items()
+              if var_kw or k in extras_named}
     pass_id, pass_run = var_kw or "id" in extras_named, var_kw or "run" in extras_named
     conn.send_bytes(_MSG_READY)
     clock, monotonic, me = time.time, time.monotonic, os.getpid()
-    outbox, last_sent = bytearray(), monotonic()
+    statuses, records, lines, last_sent = bytearray(), [], bytearray(), monotonic()
     while True:
         try:
             batch = conn.recv()
@@ -1270,7 +1407,7 @@ def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: 
             break
         for i, (tid, trun, params) in enumerate(batch, 1):
             task = _Task(tid, trun, params)
-            kwargs = dict(params, **dict(extras))
+            kwargs = {**params, **extras}
             if pass_id:
                 kwargs["id"] = tid
             if pass_run:
@@ -1286,21 +1423,27 @@ def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: 
             if os.getpid() != me:  # a process the run forked came back here: it must not report
                 os._exit(0)
             end = clock()
+            record = _record(task, "ok" if error is None else "failed", result, error, worker,
+                             gpu, start, end, runnable_hash)
             try:
-                line = _record(task, "ok" if error is None else "failed", result, error, worker,
-                               gpu, start, end, runnable_hash)
-            except (TypeError, ValueError) as e:  # the child serialises, so this is no dead pipe
+                line = _line(record)
+            except (TypeError, ValueError, RecursionError) as e:  # the child serialises
                 status, error = _MSG_FAILED, f"the run returned a value exp cannot journal: {e}\n"
-                line = _record(task, "failed", None, error, worker, gpu, start, end, runnable_hash)
+                record = _record(task, "failed", None, error, worker, gpu, start, end,
+                                 runnable_hash)
+                line = _line(record)
             if error is not None:
                 sys.stderr.write(error)
             capture.keep(task)
-            outbox += status
-            outbox += line
+            statuses += status
+            records.append(_as_read(record))
+            lines += line
             now = monotonic()
             if i == len(batch) or now - last_sent >= _SEND_EVERY:
-                conn.send_bytes(outbox)
-                outbox.clear()
+                conn.send_bytes(_results_message(statuses, records, lines))
+                statuses.clear()
+                records.clear()
+                lines.clear()
                 last_sent = now
     capture.close()
 
@@ -1324,14 +1467,111 @@ def _worker_main(conn, runnable: str, worker: int | str, gpu: str | None, logs: 
 class _Outcome:
     """A finished run as the experiment loop sees it (gopt may rewrite it as failed)."""
 
-    __slots__ = ("task", "status", "line")
+    __slots__ = ("task", "status", "line", "_record")
 
-    def __init__(self, task: _Task, status: str, line: bytes):
+    def __init__(self, task: _Task, status: str, line: bytes,
+                 record: dict[str, Any] | None = None):
         self.task, self.status = task, status
         self.line = line  # the journal line, ready to append
+        self._record = record  # the line parsed, when the pool parsed it already
 
     def record(self) -> dict[str, Any]:
-        return json.loads(self.line)
+        """The journal record (parsed once; the same dict on every call)."""
+        if self._record is None:
+            self._record = json.loads(self.line)
+        return self._record
+
+
+#: Bytes of a worker's shared state: two doubles (start of the run in progress,
+#: runs started), written by the worker, read by the driver.
+_STATE_SIZE = 16
+
+
+class _Process:
+    """A worker process (``_child_main``), its channel, death watch and shared state."""
+
+    def __init__(self, settings: dict[str, Any], *, shared_state: bool):
+        import socket
+        import subprocess
+        ours, theirs = socket.socketpair()
+        keep = [theirs.fileno()]
+        state_fd = self._state_file() if shared_state else None
+        if state_fd is not None:
+            import mmap
+            self._mmap = mmap.mmap(state_fd, _STATE_SIZE)
+            keep.append(state_fd)
+        sentinel = None
+        if not _have_pidfd():  # the fallback death watch: EOF once it (and its forks) exit
+            sentinel, theirs_sentinel = os.pipe()
+            keep.append(theirs_sentinel)
+        flags = getattr(subprocess, "_args_from_interpreter_flags", list)()
+        exp_py = os.path.abspath(__file__)
+        # A Ctrl-C that reaches the new process before it can ignore SIGINT would
+        # kill it mid-import: start it with SIGINT blocked (the mask survives
+        # exec); it ignores SIGINT, then unblocks. Ours is delivered after.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.popen = subprocess.Popen(
+                [sys.executable, *flags, "-c", _CHILD_CODE, str(theirs.fileno()), exp_py],
+                pass_fds=keep, stdin=subprocess.DEVNULL)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            for fd in keep[1:]:
+                os.close(fd)
+            theirs.close()  # else the driver would never see EOF from a dead worker
+        self.pid = self.popen.pid
+        self.conn = _Channel(ours.detach())
+        self.state = memoryview(self._mmap).cast("d") if state_fd is not None else None
+        # What to wait on for its death. A pidfd fires when the worker itself
+        # exits; the sentinel pipe only when every process holding it has, so a
+        # worker that dies leaving a forked child behind is seen late.
+        self.death = os.pidfd_open(self.pid) if sentinel is None else sentinel
+        try:
+            self.conn.send({**settings, "state_fd": state_fd, "path": sys.path, "argv": sys.argv})
+        except OSError:
+            pass  # it died at once: its death watch tells
+
+    @staticmethod
+    def _state_file() -> int:
+        """A small file in memory both processes map (Linux), else an unlinked temp file."""
+        if hasattr(os, "memfd_create"):
+            fd = os.memfd_create("exp-worker-state")
+        else:
+            import tempfile
+            with tempfile.TemporaryFile() as f:
+                fd = os.dup(f.fileno())
+        os.ftruncate(fd, _STATE_SIZE)
+        return fd
+
+    @property
+    def exitcode(self) -> int | None:
+        """As multiprocessing's: negative for a signal; None while it runs."""
+        return self.popen.poll()
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        import subprocess
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def close(self) -> None:
+        """Release the driver's ends (the process must have been joined)."""
+        self.conn.close()
+        if isinstance(self.death, int):
+            os.close(self.death)
+            self.death = None
+        if self.state is not None:
+            self.state.release()
+            self._mmap.close()
+            self.state = None
 
 
 class _Worker:
@@ -1340,11 +1580,10 @@ class _Worker:
     __slots__ = ("index", "gpu", "process", "conn", "state", "death", "queue", "reported",
                  "ready", "heard")
 
-    def __init__(self, index: int, gpu: str | None, process: Any, conn: Any, state: Any,
-                 death: Any):
-        self.index, self.gpu, self.process, self.conn = index, gpu, process, conn
-        self.state = state  # shared with the worker: [start of the run in progress, runs started]
-        self.death = death  # readable once the process has exited (a pidfd, else the sentinel)
+    def __init__(self, index: int, gpu: str | None, process: _Process):
+        self.index, self.gpu, self.process, self.conn = index, gpu, process, process.conn
+        self.state = process.state  # [start of the run in progress, runs started]
+        self.death = process.death  # readable once the process has exited
         self.queue: deque[_Task] = deque()  # sent, not reported, in run order
         self.reported = 0  # results received over this worker's life
         self.ready = False  # runnable loaded
@@ -1375,9 +1614,7 @@ class _LocalPool:
     def __init__(self, runnable: str, slots: list[str | None], *, logs: Path,
                  runnable_hash: str, timeout: float | None = None, batching: bool = True,
                  names: Iterable[str] = ()):
-        import multiprocessing
         self.names = tuple(names)  # the space's parameters, which the function must accept
-        self._ctx = multiprocessing.get_context("spawn")  # fork and CUDA do not mix
         self.runnable, self.slots, self.logs = runnable, slots, logs
         self.runnable_hash, self.timeout, self.batching = runnable_hash, timeout, batching
         self.workers: list[_Worker | None] = [None] * len(slots)
@@ -1390,31 +1627,15 @@ class _LocalPool:
         return len(self.slots)
 
     def start(self) -> None:
-        from multiprocessing import resource_tracker
         self._t_start = time.monotonic()
-        # Started here, not inside the first process.start(): its start-up
-        # unblocks SIGINT, which would undo the mask _spawn relies on.
-        resource_tracker.ensure_running()
         for i in range(len(self.slots)):
             self._spawn(i)
 
     def _spawn(self, i: int) -> None:
-        parent, child = self._ctx.Pipe(duplex=True)
-        state = self._ctx.RawArray("d", 2)
-        process = self._ctx.Process(
-            target=_worker_main, name=f"exp-worker-{i}", daemon=True,
-            args=(child, self.runnable, i, self.slots[i], str(self.logs), self.runnable_hash,
-                  state, self.names))
-        # A Ctrl-C that reaches the new process before it can ignore SIGINT would
-        # kill it mid-import: start it with SIGINT blocked (the mask survives
-        # exec); it ignores SIGINT, then unblocks. Ours is delivered after.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            process.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        child.close()  # else the driver would never see EOF from a dead worker
-        self.workers[i] = _Worker(i, self.slots[i], process, parent, state, _death_watch(process))
+        settings = {"runnable": self.runnable, "worker": i, "gpu": self.slots[i],
+                    "logs": str(self.logs), "runnable_hash": self.runnable_hash,
+                    "names": self.names}
+        self.workers[i] = _Worker(i, self.slots[i], _Process(settings, shared_state=True))
 
     def _depth(self) -> int:
         if not self.batching:
@@ -1436,13 +1657,14 @@ class _LocalPool:
 
     def _dispatch(self) -> None:
         depth = self._depth()
+        # At most half a queue per message: a worker reports the first half when
+        # done with it and runs the second while the driver journals and refills.
+        half = max(1, depth // 2)
         for w in sorted((w for w in self.workers if w), key=lambda w: len(w.queue)):
-            if not self.pending:
-                return
-            batch = []
-            while self.pending and len(w.queue) + len(batch) < depth:
-                batch.append(self.pending.popleft())
-            if batch:
+            while self.pending and len(w.queue) < depth:
+                pending = self.pending
+                batch = [pending.popleft()
+                         for _ in range(min(half, depth - len(w.queue), len(pending)))]
                 if not w.queue:
                     w.heard = time.monotonic()
                 w.queue.extend(batch)
@@ -1451,7 +1673,7 @@ class _LocalPool:
                     # because the worker reads its pipe between runs.
                     w.conn.send([(t.id, t.run, t.params) for t in batch])
                 except OSError:
-                    pass  # it died; its death watch fires and its queue goes back
+                    break  # it died; its death watch fires and its queue goes back
 
     def wait(self) -> list[_Outcome]:
         """Dispatch, then block until something happens; return the runs that ended."""
@@ -1503,25 +1725,26 @@ class _LocalPool:
             raise RunnableError(_fatal_message(self.runnable, msg[1:].decode()))
         elif kind == _MSG_REFUSED:
             raise RunnableError(msg[1:].decode())
-        else:  # one or more results: a status byte and a journal line each
-            lines = msg.split(b"\n")[:-1]
+        else:  # one or more results
+            # The worker sends each run's record with its line, as the line reads
+            # back: kept for the CSV and the summary, the journal is not re-read.
+            statuses, records, blob = _read_results(msg)
             now = time.monotonic()
-            self._mean += 0.2 * ((now - w.heard) / len(lines) - self._mean)
+            self._mean += 0.2 * ((now - w.heard) / len(statuses) - self._mean)
             w.heard = now
-            for line in lines:
-                task = w.queue.popleft()
-                w.reported += 1
-                outcomes.append(_Outcome(task, "ok" if line[:1] == _MSG_OK else "failed",
-                                         line[1:] + b"\n"))
+            lines = blob.splitlines(keepends=True)  # JSON lines hold no raw CR or LF
+            ok = _MSG_OK[0]
+            w.reported += len(statuses)
+            for status, line, record in zip(statuses, lines, records, strict=True):
+                outcomes.append(_Outcome(w.queue.popleft(), "ok" if status == ok else "failed",
+                                         line, record))
 
     def _on_death(self, w: _Worker, outcomes: list[_Outcome]) -> None:
         self._on_messages(w, outcomes)  # results it sent before dying still count
         w.process.join()
         if not w.ready:
-            raise RunnableError(
-                f"{self.runnable}: a worker died while starting ({_signal_text(w.process.exitcode)})"
-                "; a script that calls run_experiment must do so under "
-                "if __name__ == '__main__': (workers start with spawn and import it again)")
+            raise RunnableError(f"{self.runnable}: a worker died while starting "
+                                f"({_signal_text(w.process.exitcode)}); its error, if any, is above")
         outcome = self._blame(w, "crashed", _signal_text(w.process.exitcode))
         if outcome:
             outcomes.append(outcome)
@@ -1559,19 +1782,13 @@ class _LocalPool:
         self.pending.extendleft(reversed(queue))
         _salvage_log(self.logs, w.process.pid, task, error)
         now = time.time()
-        line = _record(task, status, None, error, w.index, w.gpu,
-                       now - (time.monotonic() - since), now, self.runnable_hash)
-        return _Outcome(task, status, line)
+        record = _as_read(_record(task, status, None, error, w.index, w.gpu,
+                                  now - (time.monotonic() - since), now, self.runnable_hash))
+        return _Outcome(task, status, _line(record), record)
 
     def _respawn(self, w: _Worker) -> None:
-        self._close(w)
+        w.process.close()
         self._spawn(w.index)
-
-    @staticmethod
-    def _close(w: _Worker) -> None:
-        w.conn.close()
-        if isinstance(w.death, int):
-            os.close(w.death)
 
     def shutdown(self, *, kill: bool = False) -> None:
         """Stop every worker: politely (None down the pipe) or at once."""
@@ -1590,22 +1807,23 @@ class _LocalPool:
             if w.process.is_alive():
                 w.process.kill()
                 w.process.join()
-            self._close(w)
+            w.process.close()
             _capture_tmp(self.logs, w.process.pid).unlink(missing_ok=True)
         self.workers = [None] * len(self.slots)
 
 
-def _death_watch(process: Any) -> Any:
-    """What to wait on for a worker's death.
+_PIDFD: list[bool] = []  # whether pidfd_open works here, once known
 
-    The sentinel is a pipe the worker holds open, so a process it forks keeps
-    it open too, and a worker that dies leaving such a child behind would
-    not be seen; a pidfd fires when the worker itself exits (Linux 5.3+).
-    """
-    try:
-        return os.pidfd_open(process.pid)
-    except (AttributeError, OSError):
-        return process.sentinel
+
+def _have_pidfd() -> bool:
+    """Linux 5.3+: a pidfd fires when a process exits."""
+    if not _PIDFD:
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+            _PIDFD.append(True)
+        except (AttributeError, OSError):
+            _PIDFD.append(False)
+    return _PIDFD[0]
 
 
 def _salvage_log(logs: Path, pid: int, task: _Task, error: str) -> Path | None:
@@ -1635,11 +1853,11 @@ def _fatal_message(runnable: str, text: str) -> str:
 #
 # driver: the only writer of the journal, as locally; keeps at most `capacity`
 #   futures in flight and blocks on distributed.wait(FIRST_COMPLETED).
-# Dask worker thread: owns one child process running _worker_main (the same
-#   child code as the local pool), started with subprocess because Dask
-#   worker processes are daemonic and may not have multiprocessing children.
-#   It waits on the child's pipe and a pidfd, so a crash or a timeout is
-#   seen at once and pinned on this run; a dead child is replaced next run.
+# Dask worker thread: owns one worker process started as the local pool
+#   starts its own (_Process; a daemonic Dask worker may not have
+#   multiprocessing children, a subprocess it may). It waits on the child's
+#   channel and death watch, so a crash or a timeout is seen at once and
+#   pinned on this run; a dead child is replaced next run.
 
 _DASK_CHILD: dict[int, _Child] = {}  # on a Dask worker: thread ident -> its child
 
@@ -1649,53 +1867,33 @@ class _Child:
 
     def __init__(self, runnable: str, label: str, gpu: str | None, runnable_hash: str,
                  names: list[str]):
-        import subprocess
         import tempfile
-        from multiprocessing import Pipe
         self.key = (runnable, runnable_hash, gpu)
         self.logs = Path(tempfile.mkdtemp(prefix="exp-logs-"))
-        parent, child = Pipe(duplex=True)
-        code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
-                "import exp; exp._child_main()")
-        args = _dumps([runnable, label, gpu, str(self.logs), runnable_hash, None, names])
-        self.proc = subprocess.Popen([sys.executable, "-c", code, str(child.fileno()), args],
-                                     pass_fds=[child.fileno()], stdin=subprocess.DEVNULL)
-        child.close()  # else a dead child's pipe never reports EOF
-        self.conn = parent
-        self.pidfd = os.pidfd_open(self.proc.pid) if hasattr(os, "pidfd_open") else None
-        self.fatal: str | None = None
+        self.proc = _Process({"runnable": runnable, "worker": label, "gpu": gpu,
+                              "logs": str(self.logs), "runnable_hash": runnable_hash,
+                              "names": names}, shared_state=False)
         self.ready = False
 
     def wait(self, timeout: float | None) -> bytes | None:
         """The child's next message; None on timeout; b"" when it died."""
         from multiprocessing.connection import wait
-        watch = [self.conn] + ([self.pidfd] if self.pidfd is not None else [])
-        if not wait(watch, timeout):
+        if not wait([self.proc.conn, self.proc.death], timeout):
             return None
         try:
-            if self.conn.poll():
-                return self.conn.recv_bytes()
+            if self.proc.conn.poll():
+                return self.proc.conn.recv_bytes()
         except (EOFError, OSError):
             pass
-        self.proc.wait()
+        self.proc.join()
         return b""
 
     def close(self) -> None:
         import shutil
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.conn.close()
-        if self.pidfd is not None:
-            os.close(self.pidfd)
+        self.proc.kill()
+        self.proc.join()
+        self.proc.close()
         shutil.rmtree(self.logs, ignore_errors=True)
-
-
-def _child_main() -> None:
-    """Entry of a child started by _Child: ``python -c … FD ARGS``."""
-    from multiprocessing.connection import Connection
-    fd, args = int(sys.argv[1]), json.loads(sys.argv[2])
-    _worker_main(Connection(fd), *args)
 
 
 def _dask_run(runnable: str, file_name: str | None, task: tuple, runnable_hash: str,
@@ -1710,7 +1908,7 @@ def _dask_run(runnable: str, file_name: str | None, task: tuple, runnable_hash: 
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES") if pin_gpu else None
     me = threading.get_ident()
     child = _DASK_CHILD.get(me)
-    if child is not None and (child.key != (runnable, runnable_hash, gpu) or child.proc.poll() is not None):
+    if child is not None and (child.key != (runnable, runnable_hash, gpu) or not child.proc.is_alive()):
         child.close()
         child = None
     if child is None:
@@ -1724,30 +1922,31 @@ def _dask_run(runnable: str, file_name: str | None, task: tuple, runnable_hash: 
                 kind, text = _MSG_REFUSED, msg[1:].decode()
             else:
                 kind = _MSG_FATAL
-                text = msg[1:].decode() if msg[:1] == _MSG_FATAL else _signal_text(child.proc.returncode)
+                text = msg[1:].decode() if msg[:1] == _MSG_FATAL else _signal_text(child.proc.exitcode)
             _DASK_CHILD.pop(me).close()
             return kind, text.encode(), worker.address.encode()
     t = _Task(*task)
     start = time.time()
-    child.conn.send([task])
+    child.proc.conn.send([task])
     msg = child.wait(timeout)
     if msg:
         log_file = child.logs / f"{t.id}-{t.run}.log"
         log_bytes = log_file.read_bytes() if log_file.exists() else None
         log_file.unlink(missing_ok=True)
-        return msg[:1], msg[1:], log_bytes
+        statuses, _, line = _read_results(msg)
+        return statuses[:1], line, log_bytes
     if msg is None:  # still running at the deadline
         child.proc.kill()
-        child.proc.wait()
+        child.proc.join()
         kind, error = _MSG_TIMEOUT, f"killed after --timeout {timeout:g}s"
     else:
-        kind, error = _MSG_CRASHED, _signal_text(child.proc.returncode)
+        kind, error = _MSG_CRASHED, _signal_text(child.proc.exitcode)
     kept = _salvage_log(child.logs, child.proc.pid, t, error)
     log_bytes = kept.read_bytes() if kept else None
     _DASK_CHILD.pop(me).close()
     status = "timeout" if kind == _MSG_TIMEOUT else "crashed"
-    return kind, _record(t, status, None, error, worker.address, gpu, start, time.time(),
-                         runnable_hash), log_bytes
+    return kind, _line(_record(t, status, None, error, worker.address, gpu, start, time.time(),
+                               runnable_hash)), log_bytes
 
 
 class _DaskPool:
@@ -1808,10 +2007,11 @@ class _DaskPool:
         spec = (f"{self.runnable.file}:{self.runnable.function}" if self.runnable.file
                 else f"{self.runnable.module}:{self.runnable.function}")
         resources = {"GPU": self.gpus_per_run} if self.gpus_per_run else None
+        run = _by_name(_dask_run)
         while self.pending:
             task = self.pending.popleft()
             future = self.client.submit(
-                _dask_run, spec, file_name, (task.id, task.run, task.params), self.runnable_hash,
+                run, spec, file_name, (task.id, task.run, task.params), self.runnable_hash,
                 self.timeout, bool(self.gpus_per_run), self.names, pure=False, resources=resources,
                 key=f"exp-{task.id}-{task.run}-{os.urandom(4).hex()}")
             self.futures[future] = task
@@ -1842,8 +2042,9 @@ class _DaskPool:
         else:
             status, text = "failed", f"{type(error).__name__}: {error}" if error else future.status
         now = time.time()
-        return _Outcome(task, status, _record(task, status, None, text, None, None, now, now,
-                                              self.runnable_hash))
+        record = _as_read(_record(task, status, None, text, None, None, now, now,
+                                  self.runnable_hash))
+        return _Outcome(task, status, _line(record), record)
 
     def shutdown(self, *, kill: bool = False) -> None:
         if self.client is None:
@@ -1855,6 +2056,15 @@ class _DaskPool:
             self.futures.clear()
             self.client.close(timeout=10)
             self.client = None
+
+
+def _by_name(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` of the module ``exp`` when this file runs as ``__main__`` (``python -m
+    exp``): Dask then sends it by name to workers, which import exp, not by value."""
+    if __name__ != "__main__":
+        return func
+    import importlib
+    return getattr(importlib.import_module("exp"), func.__name__)
 
 
 def _default_security() -> Any:
@@ -2018,7 +2228,7 @@ def _drive(pool: Any, source: Any, journal: _Journal, progress: _Progress, *,
             return True  # nothing running and the source has nothing more to give
         outcomes = pool.wait()
         for outcome in outcomes:
-            journal.write(outcome.line)
+            journal.add(outcome)
         journal.flush()  # once per wake-up; what is not flushed is rerun on resume
         for outcome in outcomes:
             source.tell(outcome)
@@ -2152,17 +2362,27 @@ def _grid_tasks(space: ParamSpace, runs: int, done: set[tuple[int, int]],
                 config_ids: list[int] | None) -> tuple[Iterator[_Task], int]:
     values = space.grid_values()
     if config_ids is None:
-        grid = ((c.pop("id"), c.pop("run"), c) for c in _grid(values, runs))
+        names = list(values)
+        configs: Iterable[tuple[int, dict]] = enumerate(
+            dict(zip(names, combo)) for combo in itertools.product(*values.values()))
         total = space.size * runs - sum(1 for key in done if key[1] <= runs)
     else:
         for cid in config_ids:
             if not (isinstance(cid, int) and 0 <= cid < space.size):
                 raise ExpError(f"unknown config id {cid!r} (valid ids are 0..{space.size - 1})")
         ids = list(dict.fromkeys(config_ids))
-        grid = ((cid, r, space.config(cid, values)) for cid in ids for r in range(1, runs + 1))
+        configs = ((cid, space.config(cid, values)) for cid in ids)
         total = len(ids) * runs - sum(1 for key in done if key[0] in set(ids) and key[1] <= runs)
-    tasks = (_Task(i, r, p) for i, r, p in grid if (i, r) not in done)
-    return tasks, total
+    return _tasks(configs, runs, done), total
+
+
+def _tasks(configs: Iterable[tuple[int, dict]], runs: int,
+           done: set[tuple[int, int]]) -> Iterator[_Task]:
+    """The runs of each configuration not in ``done`` (lazy: a grid may be large)."""
+    for cid, params in configs:
+        for r in range(1, runs + 1):
+            if not done or (cid, r) not in done:
+                yield _Task(cid, r, params if r == 1 else dict(params))
 
 
 def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
@@ -2204,16 +2424,20 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
         completed, progress = _run_pool(setup, source, journal, timeout=timeout, cancel=cancel,
                                         quiet=quiet, total=total)
     except BaseException:
-        _finish(setup, journal, None, quiet=True)
+        _finish(setup, journal, None, quiet=True, reread=True)
         raise
     return _finish(setup, journal, progress, quiet=quiet)
 
 
 def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None, *, quiet: bool,
-            objective: str | None = None, maximize: bool = False) -> list[dict[str, Any]]:
-    """Close the journal and rewrite the CSV from it; print the summary; return the records."""
+            objective: str | None = None, maximize: bool = False,
+            reread: bool = False) -> list[dict[str, Any]]:
+    """Close the journal and rewrite the CSV from it; print the summary; return the records.
+
+    ``reread`` (after an exception) takes the records from the file, not from memory.
+    """
     journal.close()
-    records = read_journal(setup.journal_path)
+    records = journal.all_records(reread=reread)
     try:
         write_csv(records, setup.out / f"{setup.name}.csv")
     except OSError as e:

@@ -811,7 +811,7 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
             completed, progress = _run(setup, source, journal, timeout=timeout, cancel=cancel,
                                        quiet=quiet, total=total)
     except BaseException:
-        exp._finish(setup, journal, None, quiet=True)
+        exp._finish(setup, journal, None, quiet=True, reread=True)
         raise
     exp._finish(setup, journal, progress, quiet=quiet, objective=objective, maximize=maximize)
     result = _result(setup.journal_path, objective, maximize, completed, opt.seconds)

@@ -366,6 +366,31 @@ def test_vendored_copy_works_alone(tmp_path):
     assert sorted(r["result"] for r in exp.read_journal(tmp_path / "space.jsonl")) == [10, 20, 30]
 
 
+@pytest.mark.timeout(60)
+def test_a_script_without_main_guard_is_not_run_again_by_workers(tmp_path):
+    """Workers are fresh interpreters that load exp.py and the runnable only: the
+    script that called run_experiment (and what it imports) is not imported again."""
+    write(tmp_path / "job.py", "import sys\n\ndef run(a):\n    return [a, sys.argv[0]]\n")
+    write(tmp_path / "script.py", f"""
+        import sys
+        sys.path.insert(0, {str(HERE)!r})
+        import exp
+        with open("imports.txt", "a") as f:
+            f.write("x")
+        space = exp.ParamSpace()
+        space.add_list("a", [1, 2, 3, 4])
+        records = exp.run_experiment(space, "job.py", workers=2, out="out", quiet=True)
+        print(sorted(r["result"][0] for r in records))
+    """)
+    out = subprocess.run([sys.executable, "script.py", "--flag"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=50)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[1, 2, 3, 4]"
+    assert (tmp_path / "imports.txt").read_text() == "x"
+    # the workers see the driver's sys.argv and sys.path, as with multiprocessing's spawn
+    assert {r["result"][1] for r in exp.read_journal(tmp_path / "out" / "exp.jsonl")} == {"script.py"}
+
+
 # ─── the runner ──────────────────────────────────────────────────────────────
 
 FAULTY = '''
@@ -724,6 +749,29 @@ def test_unserialisable_result_is_a_clear_failure(tmp_path):
                                  out=tmp_path, quiet=True)
     assert [r["status"] for r in records] == ["failed", "ok"]
     assert "not JSON-serialisable" in records[0]["error"]
+
+
+@pytest.mark.timeout(60)
+def test_returned_records_equal_the_journal_read_back(tmp_path):
+    """The records come from the workers, not from re-reading the journal: they must
+    be what reading it gives, whatever the runs returned."""
+    write(tmp_path / "s.toml", '[a]\ntype = "range"\nbounds = [0, 9]\ndtype = "int"\n')
+    write(tmp_path / "job.py", """
+        import math
+        def run(a):
+            if a == 8:
+                loop = []
+                loop.append(loop)
+                return loop
+            return [(1, 2), {3: 'x'}, {'k': (4,)}, math.nan, 'é\\u2028"', 2 ** 70, 0.1, None][a]
+    """)
+    records = exp.run_experiment(tmp_path / "s.toml", str(tmp_path / "job.py"), workers=2,
+                                 out=tmp_path, quiet=True)
+    again = exp.read_journal(tmp_path / "s.jsonl")
+    assert json.dumps(records) == json.dumps(again)  # NaN != NaN, but it prints the same
+    assert [r["status"] for r in records] == ["ok"] * 8 + ["failed"]
+    assert records[0]["result"] == [1, 2] and records[1]["result"] == {"3": "x"}
+    assert "cannot journal" in records[8]["error"]
 
 
 def test_read_journal_skips_garbage(tmp_path):

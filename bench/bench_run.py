@@ -102,7 +102,7 @@ if __name__ == "__main__":
     ends = [r["end"] for r in records]
     res = {"import": t_import, "run_experiment": t_run,
            "journal_span": max(ends) - min(starts),
-           "busy": sum(r["seconds"] for r in records)}
+           "busy": sum(r["seconds"] for r in records), "start_method": "subprocess"}
     pool = seen.get("pool")
     startup = getattr(pool, "startup_seconds", None)
     if startup:
@@ -318,7 +318,8 @@ def render(args, argv, reps, exp_dir, walls, infos, sleep_walls, sleep_infos) ->
             "Each contender is one whole process timed from launch to exit (interpreter, "
             "imports, pool start-up, dispatch, results, shutdown). exp runs with its journal, "
             "per-run log capture, CSV and summary records (library `run_experiment`, "
-            "`quiet=True`, a fresh output folder each time); its workers are spawned.",
+            "`quiet=True`, a fresh output folder each time); its workers are fresh "
+            "interpreters started with subprocess (never fork).",
             "",
             "| contender | start method | wall s | tasks/s | vs mp.Pool |",
             "| --- | --- | ---: | ---: | ---: |",
@@ -363,7 +364,7 @@ def render(args, argv, reps, exp_dir, walls, infos, sleep_walls, sleep_infos) ->
             f"## Latency: {args.sleep_runs} runs of sleep({SLEEP}), {w} workers",
             "",
             f"Ideal {ideal:.3f}s ({args.sleep_runs} x {SLEEP}s / {w}). Worker start-up "
-            "(spawn to every worker ready) is excluded and reported on its own line.",
+            "(launch to every worker ready) is excluded and reported on its own line.",
             "",
             "| measure | seconds | vs ideal |",
             "| --- | ---: | ---: |",
