@@ -43,21 +43,23 @@ _AS_COMMAND = __name__ == "__main__" or os.path.basename(getattr(sys, "argv", ["
 if _AS_COMMAND and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-# Modules only some commands need (tomllib, csv, hashlib, fractions, inspect,
-# logging, multiprocessing) are imported where used, and value types are named
-# tuples rather than dataclasses (which import inspect): `exp --help` stays fast.
-import argparse  # noqa: E402 - the lines above must run first
-import enum  # noqa: E402
+# Modules only some commands need (argparse, random, tomllib, csv, hashlib,
+# fractions, inspect, logging, subprocess, pickle) are imported where used, and
+# value types are named tuples rather than dataclasses (which import inspect):
+# `exp --help` stays fast, and so does the start of each worker process.
+import enum  # noqa: E402 - the lines above must run first
 import itertools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import random  # noqa: E402
+import operator  # noqa: E402
 import time  # noqa: E402
 from collections import deque  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, NamedTuple  # noqa: E402
 
 if TYPE_CHECKING:
+    import argparse
+    import random
     from collections.abc import Callable, Iterable, Iterator
     from fractions import Fraction
 
@@ -240,6 +242,7 @@ class ParamSpace:
     def __init__(self, filename: str | os.PathLike | None = None, *, seed: int | None = None):
         self.filename = os.fspath(filename) if filename is not None else None
         self.seed = seed
+        import random
         self._rng = random.Random(seed)
         self.params: dict[str, dict[str, Any]] = {}
         if filename is not None:
@@ -318,6 +321,7 @@ class ParamSpace:
     def _grid_rng(self) -> random.Random:
         # With a seed every grid is the same (a resumed experiment needs that);
         # without one each grid draws afresh.
+        import random
         return random.Random(self.seed) if self.seed is not None else self._rng
 
     def param_grid(self, runs: int = 1) -> Iterator[dict[str, Any]]:
@@ -951,10 +955,13 @@ def _warn_skipped(path: Path, skipped: int) -> None:
         _log().warning("%s: skipped %d unreadable line(s)", path, skipped)
 
 
+_BY_ID_RUN = operator.itemgetter("id", "run")  # the order of records everywhere
+
+
 def _latest(records: list[dict]) -> list[dict]:
     """The last record of each (id, run), in (id, run) order."""
     last = {(r["id"], r["run"]): r for r in records}
-    return sorted(last.values(), key=lambda r: (r["id"], r["run"]))
+    return sorted(last.values(), key=_BY_ID_RUN)
 
 
 def _header_diff(old: dict, new: dict) -> str | None:
@@ -1072,6 +1079,8 @@ class _Journal:
         to have reached the closed file (the same records), else read back from it."""
         if reread or not self.whole or self._file is not None:
             return read_journal(self.path)
+        if not self.records:  # each (id, run) is journaled once per driver: only sort
+            return sorted(self.added, key=_BY_ID_RUN)
         return _latest(self.records + self.added)
 
     def close(self) -> None:
@@ -1371,7 +1380,6 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
     driver can pin a death or a timeout on one run even while results are
     held back for a few milliseconds.
     """
-    import traceback
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -1388,6 +1396,7 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
         conn.send_bytes(_MSG_REFUSED + str(e).encode())
         return
     except BaseException:
+        import traceback
         text = traceback.format_exc()
         sys.stderr.write(text)
         conn.send_bytes(_MSG_FATAL + text.encode())
@@ -1419,6 +1428,7 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
             try:
                 result, status, error = func(**kwargs), _MSG_OK, None
             except BaseException:  # noqa: BLE001 - a failing run is data, SystemExit too
+                import traceback
                 result, status, error = None, _MSG_FAILED, traceback.format_exc()
             if os.getpid() != me:  # a process the run forked came back here: it must not report
                 os._exit(0)
@@ -2412,6 +2422,7 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
     space = setup.space
     drawn = space.seed is None and any(s["type"] == "random" for s in space.params.values())
     if drawn:  # recorded in the journal; a resume without --seed takes the recorded one
+        import random
         space.seed = random.SystemRandom().randrange(2 ** 32)
     header = _header("run", setup, seed=space.seed, runs=runs)
     journal = _Journal(setup.journal_path, header, fresh=fresh, inherit=("seed",) if drawn else ())
@@ -2607,6 +2618,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
     parser = argparse.ArgumentParser(
         prog="exp", allow_abbrev=False,
         description="Run a function over a parameter space, in parallel, resumably.")
