@@ -1800,8 +1800,11 @@ class _LocalPool:
         w.process.close()
         self._spawn(w.index)
 
-    def shutdown(self, *, kill: bool = False) -> None:
-        """Stop every worker: politely (None down the pipe) or at once."""
+    def shutdown(self, *, kill: bool = False, meanwhile: Callable[[], None] | None = None) -> None:
+        """Stop every worker: politely (None down the pipe) or at once.
+
+        ``meanwhile`` runs while they exit.
+        """
         alive = [w for w in self.workers if w]
         for w in alive:
             try:
@@ -1811,6 +1814,8 @@ class _LocalPool:
                     w.conn.send(None)
             except (OSError, ValueError):
                 pass
+        if meanwhile is not None:
+            meanwhile()
         deadline = time.monotonic() + (1.0 if kill else 5.0)
         for w in alive:
             w.process.join(max(0.0, deadline - time.monotonic()))
@@ -2056,7 +2061,9 @@ class _DaskPool:
                                   self.runnable_hash))
         return _Outcome(task, status, _line(record), record)
 
-    def shutdown(self, *, kill: bool = False) -> None:
+    def shutdown(self, *, kill: bool = False, meanwhile: Callable[[], None] | None = None) -> None:
+        if meanwhile is not None:
+            meanwhile()
         if self.client is None:
             return
         try:
@@ -2337,7 +2344,9 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
         completed = _drive(pool, source, journal, progress, cancel=cancel)
     finally:
         progress.startup = pool.startup_seconds
-        pool.shutdown(kill=not completed)  # the journal is flushed and closed by _finish
+        # The journal is synced and closed while the workers exit (_finish closes
+        # it too, for the paths that never reach this).
+        pool.shutdown(kill=not completed, meanwhile=journal.close)
         progress.close()
         if previous is not None and _is_main_thread():
             signal.signal(signal.SIGTERM, previous)
