@@ -476,6 +476,20 @@ def test_run_survives_raise_exit_kill_segfault(tmp_path):
     assert exp.main(["results", str(tmp_path / "faults.jsonl")]) == 0
 
 
+@pytest.mark.timeout(90)
+def test_without_pidfd_and_memfd_deaths_and_timeouts_are_still_pinned(tmp_path, monkeypatch):
+    """The fallbacks where Linux's pidfd_open and memfd_create are missing (macOS): a
+    pipe each worker holds open tells its death, an unlinked temp file holds its state."""
+    monkeypatch.setattr(exp, "_PIDFD", [False])
+    monkeypatch.delattr(os, "memfd_create", raising=False)
+    space = faulty_space(tmp_path, ["ok", "raise", "exit", "kill", "hang", "ok"])
+    job = write(tmp_path / "faulty.py", FAULTY)
+    records = exp.run_experiment(space, str(job), workers=2, out=tmp_path, quiet=True,
+                                 timeout=2)
+    assert [r["status"] for r in records] == ["ok", "failed", "crashed", "crashed", "timeout",
+                                              "ok"]
+
+
 @pytest.mark.timeout(60)
 def test_timeout_kills_and_replaces_the_worker(tmp_path):
     space = faulty_space(tmp_path, ["hang", "ok", "ok", "hang", "ok"])
