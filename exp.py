@@ -1259,43 +1259,41 @@ class _Task(NamedTuple):
     params: dict[str, Any]
 
 
-def _record(task: _Task, status: str, result: Any, error: str | None, worker: int | str,
-            gpu: str | None, start: float, end: float, runnable_hash: str) -> dict[str, Any]:
-    """A run's journal record; built the same way by workers and, for deaths, by the driver."""
-    return {"id": task.id, "run": task.run, "params": task.params, "status": status,
-            "result": result, "error": error, "worker": worker, "gpu": gpu,
-            "start": round(start, 6), "end": round(end, 6), "seconds": round(end - start, 6),
-            "runnable_hash": runnable_hash}
+def _entry(task: _Task, status: str, result: Any, error: str | None, worker: int | str,
+           gpu: str | None, start: float, end: float,
+           runnable_hash: str) -> tuple[dict[str, Any], bytes]:
+    """A run's journal record and line; the record is what the line reads back as.
 
-
-def _line(r: dict[str, Any]) -> bytes:
-    """The record as a journal line; TypeError or ValueError for what JSON cannot hold.
-
-    Written by hand around the encoder (a hot path: one per run); only the
+    Built the same way by workers and, for deaths, by the driver. The line is
+    written by hand around the encoder (a hot path: one per run): only the
     parameters, the result, the error and the worker label go through JSON.
+    TypeError, ValueError or RecursionError for a result JSON cannot hold.
     """
-    error, worker, gpu = r["error"], r["worker"], r["gpu"]
-    return (f'{{"id":{r["id"]},"run":{r["run"]},"params":{_dumps(r["params"])},'
-            f'"status":"{r["status"]}","result":{_dumps(r["result"])},'
+    t0, t1, dt = f"{start:.6f}", f"{end:.6f}", f"{end - start:.6f}"
+    params = task.params
+    line = (f'{{"id":{task.id},"run":{task.run},"params":{_dumps(params)},'
+            f'"status":"{status}","result":{_dumps(result)},'
             f'"error":{"null" if error is None else _dumps(error)},'
             f'"worker":{worker if type(worker) is int else _dumps(worker)},'
-            f'"gpu":{"null" if gpu is None else _dumps(gpu)},"start":{r["start"]:.6f},'
-            f'"end":{r["end"]:.6f},"seconds":{r["seconds"]:.6f},'
-            f'"runnable_hash":"{r["runnable_hash"]}"}}\n').encode()
+            f'"gpu":{"null" if gpu is None else _dumps(gpu)},"start":{t0},"end":{t1},'
+            f'"seconds":{dt},"runnable_hash":"{runnable_hash}"}}\n').encode()
+    record = {"id": task.id, "run": task.run, "params": _as_read(params), "status": status,
+              "result": _as_read(result), "error": error, "worker": worker, "gpu": gpu,
+              "start": float(t0), "end": float(t1), "seconds": float(dt),
+              "runnable_hash": runnable_hash}
+    return record, line
 
 
 _SCALARS = frozenset({int, float, str, bool, type(None)})
 
 
-def _as_read(record: dict[str, Any]) -> dict[str, Any]:
-    """The record made equal to its journal line read back (a tuple becomes a list, a
-    numpy number a float, ...): the parameters and the result, only where needed."""
-    for key in ("params", "result"):
-        value = record[key]
-        if type(value) not in _SCALARS and not (type(value) is dict and all(
-                type(k) is str and type(v) in _SCALARS for k, v in value.items())):
-            record[key] = json.loads(_dumps(value))
-    return record
+def _as_read(value: Any) -> Any:
+    """``value`` as JSON reads it back (a tuple becomes a list, a numpy number a
+    float, ...); the same object when it already is (the common case, fast)."""
+    if type(value) in _SCALARS or (type(value) is dict and all(
+            type(k) is str and type(v) in _SCALARS for k, v in value.items())):
+        return value
+    return json.loads(_dumps(value))
 
 
 #: First byte of each message a worker sends. A message of results holds, pickled,
@@ -1433,20 +1431,18 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
             if os.getpid() != me:  # a process the run forked came back here: it must not report
                 os._exit(0)
             end = clock()
-            record = _record(task, "ok" if error is None else "failed", result, error, worker,
-                             gpu, start, end, runnable_hash)
             try:
-                line = _line(record)
+                record, line = _entry(task, "ok" if error is None else "failed", result, error,
+                                      worker, gpu, start, end, runnable_hash)
             except (TypeError, ValueError, RecursionError) as e:  # the child serialises
                 status, error = _MSG_FAILED, f"the run returned a value exp cannot journal: {e}\n"
-                record = _record(task, "failed", None, error, worker, gpu, start, end,
-                                 runnable_hash)
-                line = _line(record)
+                record, line = _entry(task, "failed", None, error, worker, gpu, start, end,
+                                      runnable_hash)
             if error is not None:
                 sys.stderr.write(error)
             capture.keep(task)
             statuses += status
-            records.append(_as_read(record))
+            records.append(record)
             lines += line
             now = monotonic()
             if i == len(batch) or now - last_sent >= _SEND_EVERY:
@@ -1483,7 +1479,7 @@ class _Outcome:
                  record: dict[str, Any] | None = None):
         self.task, self.status = task, status
         self.line = line  # the journal line, ready to append
-        self._record = record  # the line parsed, when the pool parsed it already
+        self._record = record  # the line as read back, when the worker sent it
 
     def record(self) -> dict[str, Any]:
         """The journal record (parsed once; the same dict on every call)."""
@@ -1792,9 +1788,9 @@ class _LocalPool:
         self.pending.extendleft(reversed(queue))
         _salvage_log(self.logs, w.process.pid, task, error)
         now = time.time()
-        record = _as_read(_record(task, status, None, error, w.index, w.gpu,
-                                  now - (time.monotonic() - since), now, self.runnable_hash))
-        return _Outcome(task, status, _line(record), record)
+        record, line = _entry(task, status, None, error, w.index, w.gpu,
+                              now - (time.monotonic() - since), now, self.runnable_hash)
+        return _Outcome(task, status, line, record)
 
     def _respawn(self, w: _Worker) -> None:
         w.process.close()
@@ -1960,8 +1956,9 @@ def _dask_run(runnable: str, file_name: str | None, task: tuple, runnable_hash: 
     log_bytes = kept.read_bytes() if kept else None
     _DASK_CHILD.pop(me).close()
     status = "timeout" if kind == _MSG_TIMEOUT else "crashed"
-    return kind, _line(_record(t, status, None, error, worker.address, gpu, start, time.time(),
-                               runnable_hash)), log_bytes
+    _, line = _entry(t, status, None, error, worker.address, gpu, start, time.time(),
+                     runnable_hash)
+    return kind, line, log_bytes
 
 
 class _DaskPool:
@@ -2057,9 +2054,9 @@ class _DaskPool:
         else:
             status, text = "failed", f"{type(error).__name__}: {error}" if error else future.status
         now = time.time()
-        record = _as_read(_record(task, status, None, text, None, None, now, now,
-                                  self.runnable_hash))
-        return _Outcome(task, status, _line(record), record)
+        record, line = _entry(task, status, None, text, None, None, now, now,
+                              self.runnable_hash)
+        return _Outcome(task, status, line, record)
 
     def shutdown(self, *, kill: bool = False, meanwhile: Callable[[], None] | None = None) -> None:
         if meanwhile is not None:
