@@ -1456,18 +1456,19 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
 
 # ─── pool (parent side) ──────────────────────────────────────────────────────
 #
-#   driver ──batch of tasks──► pipe ──► worker 0 ── runs them in order ──┐
-#     ▲   ──batch of tasks──► pipe ──► worker 1 ──                       │
-#     └────────── one journal line per run, as it ends ◄─────────────────┘
+#   driver ──batch of tasks──► socket ──► worker 0 ── runs them in order ──┐
+#     ▲   ──batch of tasks──► socket ──► worker 1 ──                         │
+#     └───── each run's journal line and record, sent every few ms ◄─────────┘
 #     │
 #     └──► journal (NAME.jsonl), one write per line, one flush per wake-up
 #
 # driver: owns the journal; knows, per worker, the ordered queue it sent, so
-#   the head of that queue is the run in progress. It blocks on
-#   connection.wait(pipes + process sentinels, timeout=next deadline).
-# worker: reads batches from its pipe, writes run logs, sends journal lines.
-# A dead worker (sentinel ready) is blamed for its head task only; the tasks
-# queued behind it go back to the pending set and the worker is replaced.
+#   the head of that queue is the run in progress (the shared state says
+#   which run of it has started, and when). It blocks on
+#   connection.wait(sockets + death watches, timeout=next deadline).
+# worker: reads batches from its socket, writes run logs, sends lines and records.
+# A dead worker (death watch ready) is blamed for its run in progress only; the
+# tasks queued behind it go back to the pending set and the worker is replaced.
 
 
 class _Outcome:
@@ -1718,7 +1719,7 @@ class _LocalPool:
             while w.conn.poll():
                 self._on_message(w, w.conn.recv_bytes(), outcomes)
         except (EOFError, OSError):
-            pass  # the worker is gone; its sentinel reports it
+            pass  # the worker is gone; its death watch reports it
 
     def _on_message(self, w: _Worker, msg: bytes, outcomes: list[_Outcome]) -> None:
         kind = msg[:1]
