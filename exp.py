@@ -48,6 +48,7 @@ if _AS_COMMAND and signal.getsignal(signal.SIGINT) is signal.default_int_handler
 # value types are named tuples rather than dataclasses (which import inspect):
 # `exp --help` stays fast, and so does the start of each worker process.
 import enum  # noqa: E402 - the lines above must run first
+import functools  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
@@ -1521,15 +1522,21 @@ class _Process:
             self.popen = subprocess.Popen(
                 [sys.executable, *flags, "-c", _CHILD_CODE, str(theirs.fileno()), exp_py],
                 pass_fds=keep, stdin=subprocess.DEVNULL)
+        except BaseException:  # no process: none of our ends will be closed later
+            ours.close()
+            if sentinel is not None:
+                os.close(sentinel)
+            raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             for fd in keep[1:]:
                 os.close(fd)
             theirs.close()  # else the driver would never see EOF from a dead worker
         self.pid = self.popen.pid
-        self.conn = _Channel(ours.detach())
+        self.conn = _Channel(ours.detach())  # settings and batches in, results out
+        # [start of the run in progress, runs started], written by the worker only
         self.state = memoryview(self._mmap).cast("d") if state_fd is not None else None
-        # What to wait on for its death. A pidfd fires when the worker itself
+        # Readable once it has exited. A pidfd fires when the worker itself
         # exits; the sentinel pipe only when every process holding it has, so a
         # worker that dies leaving a forked child behind is seen late.
         self.death = os.pidfd_open(self.pid) if sentinel is None else sentinel
@@ -1584,13 +1591,10 @@ class _Process:
 class _Worker:
     """The driver's view of one worker process."""
 
-    __slots__ = ("index", "gpu", "process", "conn", "state", "death", "queue", "reported",
-                 "ready", "heard")
+    __slots__ = ("index", "gpu", "process", "queue", "reported", "ready", "heard")
 
     def __init__(self, index: int, gpu: str | None, process: _Process):
-        self.index, self.gpu, self.process, self.conn = index, gpu, process, process.conn
-        self.state = process.state  # [start of the run in progress, runs started]
-        self.death = process.death  # readable once the process has exited
+        self.index, self.gpu, self.process = index, gpu, process
         self.queue: deque[_Task] = deque()  # sent, not reported, in run order
         self.reported = 0  # results received over this worker's life
         self.ready = False  # runnable loaded
@@ -1598,10 +1602,11 @@ class _Worker:
 
     def running(self) -> tuple[int, float] | None:
         """(offset in queue, monotonic start) of the run in progress, or None."""
+        state = self.process.state  # [start of the run in progress, runs started]
         while True:  # the worker writes start then count; read count, start, count
-            started = int(self.state[1])
-            since = self.state[0]
-            if int(self.state[1]) == started:
+            started = int(state[1])
+            since = state[0]
+            if int(state[1]) == started:
                 break
         offset = started - 1 - self.reported
         return (offset, since) if 0 <= offset < len(self.queue) else None
@@ -1678,7 +1683,7 @@ class _LocalPool:
                 try:
                     # Small messages on a socketpair: the send cannot block for long,
                     # because the worker reads its pipe between runs.
-                    w.conn.send([(t.id, t.run, t.params) for t in batch])
+                    w.process.conn.send([(t.id, t.run, t.params) for t in batch])
                 except OSError:
                     break  # it died; its death watch fires and its queue goes back
 
@@ -1690,14 +1695,14 @@ class _LocalPool:
         waitables = {}
         for w in self.workers:
             if w:
-                waitables[w.conn] = w
-                waitables[w.death] = w
+                waitables[w.process.conn] = w
+                waitables[w.process.death] = w  # readable once the process has exited
         ready = wait(list(waitables), timeout=self._next_deadline())
         for obj in ready:
             w = waitables[obj]
             if self.workers[w.index] is not w:
                 continue  # already replaced this round
-            if obj is w.conn:
+            if obj is w.process.conn:
                 self._on_messages(w, outcomes)
             else:
                 self._on_death(w, outcomes)
@@ -1716,8 +1721,9 @@ class _LocalPool:
 
     def _on_messages(self, w: _Worker, outcomes: list[_Outcome]) -> None:
         try:
-            while w.conn.poll():
-                self._on_message(w, w.conn.recv_bytes(), outcomes)
+            conn = w.process.conn
+            while conn.poll():
+                self._on_message(w, conn.recv_bytes(), outcomes)
         except (EOFError, OSError):
             pass  # the worker is gone; its death watch reports it
 
@@ -1808,7 +1814,7 @@ class _LocalPool:
                 if kill:
                     w.process.kill()
                 else:
-                    w.conn.send(None)
+                    w.process.conn.send(None)
             except (OSError, ValueError):
                 pass
         if meanwhile is not None:
@@ -1824,18 +1830,14 @@ class _LocalPool:
         self.workers = [None] * len(self.slots)
 
 
-_PIDFD: list[bool] = []  # whether pidfd_open works here, once known
-
-
+@functools.cache
 def _have_pidfd() -> bool:
     """Linux 5.3+: a pidfd fires when a process exits."""
-    if not _PIDFD:
-        try:
-            os.close(os.pidfd_open(os.getpid()))
-            _PIDFD.append(True)
-        except (AttributeError, OSError):
-            _PIDFD.append(False)
-    return _PIDFD[0]
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 def _salvage_log(logs: Path, pid: int, task: _Task, error: str) -> Path | None:

@@ -480,7 +480,7 @@ def test_run_survives_raise_exit_kill_segfault(tmp_path):
 def test_without_pidfd_and_memfd_deaths_and_timeouts_are_still_pinned(tmp_path, monkeypatch):
     """The fallbacks where Linux's pidfd_open and memfd_create are missing (macOS): a
     pipe each worker holds open tells its death, an unlinked temp file holds its state."""
-    monkeypatch.setattr(exp, "_PIDFD", [False])
+    monkeypatch.setattr(exp, "_have_pidfd", lambda: False)
     monkeypatch.delattr(os, "memfd_create", raising=False)
     space = faulty_space(tmp_path, ["ok", "raise", "exit", "kill", "hang", "ok"])
     job = write(tmp_path / "faulty.py", FAULTY)
