@@ -1681,8 +1681,8 @@ class _LocalPool:
                     w.heard = time.monotonic()
                 w.queue.extend(batch)
                 try:
-                    # Small messages on a socketpair: the send cannot block for long,
-                    # because the worker reads its pipe between runs.
+                    # Small messages on a socket pair: the send cannot block for long,
+                    # because the worker reads its socket between runs.
                     w.process.conn.send([(t.id, t.run, t.params) for t in batch])
                 except OSError:
                     break  # it died; its death watch fires and its queue goes back
@@ -1755,9 +1755,11 @@ class _LocalPool:
     def _on_death(self, w: _Worker, outcomes: list[_Outcome]) -> None:
         self._on_messages(w, outcomes)  # results it sent before dying still count
         w.process.join()
-        if not w.ready:
-            raise RunnableError(f"{self.runnable}: a worker died while starting "
-                                f"({_signal_text(w.process.exitcode)}); its error, if any, is above")
+        if not w.ready:  # loading the runnable killed it: what it printed last says why
+            last = _last_line(_capture_tmp(self.logs, w.process.pid))
+            raise RunnableError(f"{self.runnable}: a worker died while loading it "
+                                f"({_signal_text(w.process.exitcode)})"
+                                + (f"; its last output: {last}" if last else ""))
         outcome = self._blame(w, "crashed", _signal_text(w.process.exitcode))
         if outcome:
             outcomes.append(outcome)
@@ -1804,7 +1806,7 @@ class _LocalPool:
         self._spawn(w.index)
 
     def shutdown(self, *, kill: bool = False, meanwhile: Callable[[], None] | None = None) -> None:
-        """Stop every worker: politely (None down the pipe) or at once.
+        """Stop every worker: politely (None down its socket) or at once.
 
         ``meanwhile`` runs while they exit.
         """
@@ -1852,6 +1854,17 @@ def _salvage_log(logs: Path, pid: int, task: _Task, error: str) -> Path | None:
         return tmp.replace(logs / f"{task.id}-{task.run}.log")
     except OSError:
         return None
+
+
+def _last_line(path: Path) -> str:
+    """The last non-blank line of a small text file, or ""."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return _printable(lines[-1].strip())[:300] if lines else ""
 
 
 def _fatal_message(runnable: str, text: str) -> str:

@@ -644,6 +644,12 @@ def test_journal_of_another_experiment_is_refused(tmp_path):
     ("import not_a_module_anywhere\ndef run(x):\n    pass\n", ["-p", "s.toml", "-m", "job.py"],
      "exp: error: job.py: cannot load it in a worker: ModuleNotFoundError: No module named "
      "'not_a_module_anywhere'"),
+    ("import os\nprint('no licence server')\nos._exit(4)\ndef run(x):\n    pass\n",
+     ["-p", "s.toml", "-m", "job.py"], "exp: error: job.py: a worker died while loading it "
+     "(worker exited with code 4); its last output: no licence server"),
+    ("import ctypes\nctypes.string_at(0)\ndef run(x):\n    pass\n",
+     ["-p", "s.toml", "-m", "job.py"], "exp: error: job.py: a worker died while loading it "
+     "(killed by signal SIGSEGV (11))"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, make, args, message):
     write(tmp_path / "s.toml", '[x]\ntype = "list"\nvalue = [1, 2, 3]\n')
