@@ -473,6 +473,7 @@ def test_run_survives_raise_exit_kill_segfault(tmp_path):
     assert (logs / "6-1.log").read_text() == "start 6 cout\nfrom the C level\n"
     assert "start 5 segv" in (logs / "5-1.log").read_text()
     assert not list(logs.glob(".*.tmp")), "temporary worker logs left behind"
+    assert records == exp.read_journal(tmp_path / "faults.jsonl")  # deaths' records too
     assert exp.main(["results", str(tmp_path / "faults.jsonl")]) == 0
 
 
@@ -501,6 +502,7 @@ def test_timeout_kills_and_replaces_the_worker(tmp_path):
     assert [r["status"] for r in records] == ["timeout", "ok", "ok", "timeout", "ok"]
     assert records[0]["error"] == "killed after --timeout 1.5s"
     assert 1.4 < records[0]["seconds"] < 10
+    assert records == exp.read_journal(tmp_path / "faults.jsonl")
 
 
 @pytest.mark.timeout(60)
