@@ -174,17 +174,28 @@ def _json_default(obj: Any) -> Any:
 
 
 _ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
-try:  # the encoder json.dumps builds on each call, built once (a hot path: twice per run)
+try:  # the encoder json.dumps builds on each call, built once (a hot path: twice per run),
+    # without the check for values that contain themselves: only for flat values
     from json.encoder import c_make_encoder, encode_basestring_ascii
     _C_ENCODE = c_make_encoder(None, _json_default, encode_basestring_ascii, None, ":", ",",
                                False, False, True)
 except (ImportError, TypeError):  # no C accelerator
     _C_ENCODE = None
 
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
+def _is_flat(value: Any) -> bool:
+    """A JSON scalar, or a dict of them with text keys: JSON reads it back the same."""
+    return type(value) in _SCALARS or (type(value) is dict and all(
+        type(k) is str and type(v) in _SCALARS for k, v in value.items()))
+
 
 def _dumps(obj: Any) -> str:
-    """Compact JSON, numpy values too. A value that contains itself raises RecursionError."""
-    return _ENCODER.encode(obj) if _C_ENCODE is None else "".join(_C_ENCODE(obj, 0))
+    """Compact JSON, numpy values too; ValueError for a value that contains itself."""
+    if _C_ENCODE is not None and _is_flat(obj):
+        return "".join(_C_ENCODE(obj, 0))
+    return _ENCODER.encode(obj)
 
 
 def _file_hash(path: str | os.PathLike) -> str:
@@ -1224,7 +1235,9 @@ class _Channel:
     def poll(self) -> bool:
         """Is a message (or the end of the channel) ready to read?"""
         import select
-        return bool(select.select([self.fd], [], [], 0)[0])
+        poller = select.poll()  # not select.select: descriptors above 1023 are fine
+        poller.register(self.fd, select.POLLIN)
+        return bool(poller.poll(0))
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -1232,17 +1245,38 @@ class _Channel:
             self.fd = -1
 
 
-#: What a worker interpreter runs: exp.py loaded from its file (wherever it is
-#: vendored), without putting its folder first on sys.path.
-_CHILD_CODE = ("import importlib.util as u, sys; s = u.spec_from_file_location('exp', sys.argv[2]); "
-               "m = u.module_from_spec(s); sys.modules['exp'] = m; s.loader.exec_module(m); "
-               "m._child_main()")
+#: What a worker interpreter runs: exp.py loaded from its file, wherever it is
+#: vendored, under a name no module of the user's has and without putting its
+#: folder first on sys.path; or, from a zip, imported by name (``_exp_source``).
+_CHILD_CODE = """
+import importlib, importlib.util, sys
+how, where = sys.argv[2], sys.argv[3]
+if how == "file":
+    spec = importlib.util.spec_from_file_location("_exp_worker", where)
+    exp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(exp)
+else:
+    sys.path[:0] = sys.argv[4:]
+    exp = importlib.import_module(where)
+exp._child_main()
+"""
+
+
+def _exp_source() -> list[str]:
+    """How a worker finds this module: its file, else its name and sys.path."""
+    if os.path.isfile(__file__):
+        return ["file", os.path.abspath(__file__)]
+    name = __spec__.name if __spec__ is not None else "exp"
+    return ["name", name, *sys.path]
 
 
 def _child_main() -> None:
-    """Entry of a worker process: ``python -c _CHILD_CODE FD EXP_PY``."""
+    """Entry of a worker process: ``python -c _CHILD_CODE FD SOURCE...``."""
     conn = _Channel(int(sys.argv[1]))
-    settings = conn.recv()
+    try:
+        settings = conn.recv()
+    except (EOFError, OSError):  # the driver stopped while this process started
+        return
     sys.path[:], sys.argv[:] = settings.pop("path"), settings.pop("argv")
     state_fd = settings.pop("state_fd")
     if state_fd is not None:
@@ -1285,16 +1319,13 @@ def _entry(task: _Task, status: str, result: Any, error: str | None, worker: int
     return record, line
 
 
-_SCALARS = frozenset({int, float, str, bool, type(None)})
-
-
 def _as_read(value: Any) -> Any:
     """``value`` as JSON reads it back (a tuple becomes a list, a numpy number a
-    float, ...); the same object when it already is (the common case, fast)."""
-    if type(value) in _SCALARS or (type(value) is dict and all(
-            type(k) is str and type(v) in _SCALARS for k, v in value.items())):
+    float, ...): a copy, since a run may change the dict it returned once the
+    worker holds the record, and the record is sent only a few ms later."""
+    if type(value) in _SCALARS:
         return value
-    return json.loads(_dumps(value))
+    return dict(value) if _is_flat(value) else json.loads(_dumps(value))
 
 
 #: First byte of each message a worker sends. A message of results holds, pickled,
@@ -1435,7 +1466,8 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
             try:
                 record, line = _entry(task, "ok" if error is None else "failed", result, error,
                                       worker, gpu, start, end, runnable_hash)
-            except (TypeError, ValueError, RecursionError) as e:  # the child serialises
+            except (TypeError, ValueError, RecursionError) as e:  # the child serialises,
+                # so this is no dead pipe (RecursionError: nested too deep)
                 status, error = _MSG_FAILED, f"the run returned a value exp cannot journal: {e}\n"
                 record, line = _entry(task, "failed", None, error, worker, gpu, start, end,
                                       runnable_hash)
@@ -1495,8 +1527,32 @@ class _Outcome:
 _STATE_SIZE = 16
 
 
+class _SigintHeld:
+    """SIGINT held off in this thread while a worker is started and registered.
+
+    A Ctrl-C that reached a new worker before it could ignore SIGINT would kill
+    it mid-import: it starts with SIGINT blocked (the mask survives exec),
+    ignores it, then unblocks. And one delivered to the driver mid-start would
+    leave a worker the pool does not know of: it comes when the block ends.
+    """
+
+    def __enter__(self) -> None:
+        self._mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+        try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        except BaseException:  # a Ctrl-C already pending, raised just after the block
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
+
+
 class _Process:
-    """A worker process (``_child_main``), its channel, death watch and shared state."""
+    """A worker process (``_child_main``), its channel, death watch and shared state.
+
+    Start it under ``_SigintHeld``.
+    """
 
     def __init__(self, settings: dict[str, Any], *, shared_state: bool):
         import socket
@@ -1513,14 +1569,9 @@ class _Process:
             sentinel, theirs_sentinel = os.pipe()
             keep.append(theirs_sentinel)
         flags = getattr(subprocess, "_args_from_interpreter_flags", list)()
-        exp_py = os.path.abspath(__file__)
-        # A Ctrl-C that reaches the new process before it can ignore SIGINT would
-        # kill it mid-import: start it with SIGINT blocked (the mask survives
-        # exec); it ignores SIGINT, then unblocks. Ours is delivered after.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             self.popen = subprocess.Popen(
-                [sys.executable, *flags, "-c", _CHILD_CODE, str(theirs.fileno()), exp_py],
+                [sys.executable, *flags, "-c", _CHILD_CODE, str(theirs.fileno()), *_exp_source()],
                 pass_fds=keep, stdin=subprocess.DEVNULL)
         except BaseException:  # no process: none of our ends will be closed later
             ours.close()
@@ -1528,7 +1579,6 @@ class _Process:
                 os.close(sentinel)
             raise
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             for fd in keep[1:]:
                 os.close(fd)
             theirs.close()  # else the driver would never see EOF from a dead worker
@@ -1647,7 +1697,8 @@ class _LocalPool:
         settings = {"runnable": self.runnable, "worker": i, "gpu": self.slots[i],
                     "logs": str(self.logs), "runnable_hash": self.runnable_hash,
                     "names": self.names}
-        self.workers[i] = _Worker(i, self.slots[i], _Process(settings, shared_state=True))
+        with _SigintHeld():
+            self.workers[i] = _Worker(i, self.slots[i], _Process(settings, shared_state=True))
 
     def _depth(self) -> int:
         if not self.batching:
@@ -1897,9 +1948,15 @@ class _Child:
         import tempfile
         self.key = (runnable, runnable_hash, gpu)
         self.logs = Path(tempfile.mkdtemp(prefix="exp-logs-"))
-        self.proc = _Process({"runnable": runnable, "worker": label, "gpu": gpu,
-                              "logs": str(self.logs), "runnable_hash": runnable_hash,
-                              "names": names}, shared_state=False)
+        try:
+            with _SigintHeld():
+                self.proc = _Process({"runnable": runnable, "worker": label, "gpu": gpu,
+                                      "logs": str(self.logs), "runnable_hash": runnable_hash,
+                                      "names": names}, shared_state=False)
+        except BaseException:
+            import shutil
+            shutil.rmtree(self.logs, ignore_errors=True)
+            raise
         self.ready = False
 
     def wait(self, timeout: float | None) -> bytes | None:

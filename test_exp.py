@@ -391,6 +391,36 @@ def test_a_script_without_main_guard_is_not_run_again_by_workers(tmp_path):
     assert {r["result"][1] for r in exp.read_journal(tmp_path / "out" / "exp.jsonl")} == {"script.py"}
 
 
+@pytest.mark.timeout(90)
+def test_workers_find_exp_vendored_under_another_name_or_in_a_zip(tmp_path):
+    """A vendored copy may be named otherwise (beside a package of the user's called
+    exp) or live in a zip: workers load that copy, and the user's exp stays theirs."""
+    import zipfile
+    (tmp_path / "tools").mkdir()
+    shutil.copy(HERE / "exp.py", tmp_path / "tools" / "exprun.py")
+    (tmp_path / "exp").mkdir()
+    write(tmp_path / "exp" / "__init__.py", "helper = 100\n")
+    write(tmp_path / "job.py", "from exp import helper\n\ndef run(a):\n    return helper + a\n")
+    with zipfile.ZipFile(tmp_path / "lib.zip", "w") as z:
+        z.write(HERE / "exp.py", "exprun.py")
+    for where in ("tools", "lib.zip"):
+        write(tmp_path / "script.py", f"""
+            import sys
+            sys.path.insert(0, {where!r})
+            import exprun
+            space = exprun.ParamSpace()
+            space.add_list("a", [1, 2])
+            records = exprun.run_experiment(space, "job.py", workers=2, out="out", quiet=True,
+                                            fresh=True)
+            print([(r["status"], r["result"], r["error"]) for r in records])
+        """)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        out = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, (where, out.stderr)
+        assert out.stdout.strip() == "[('ok', 101, None), ('ok', 102, None)]", where
+
+
 # ─── the runner ──────────────────────────────────────────────────────────────
 
 FAULTY = '''
@@ -578,6 +608,30 @@ def test_sigint_to_process_group_exits_130_and_resumes(tmp_path):
     out = cli(*args, "-q", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert_complete_once(journal, 60)
+
+
+@pytest.mark.timeout(120)
+def test_sigint_while_many_workers_start_is_quiet_and_leaves_nothing(tmp_path):
+    """Ctrl-C in the window where the driver is starting 12 workers: exit 130, no
+    traceback from a worker that never got its settings, no process left."""
+    space, job = slow_job(tmp_path, 60)
+    args = ["run", "-p", str(space), "-m", str(job), "-w", "12", "--out", str(tmp_path), "-q"]
+    for delay in (0.08, 0.12, 0.16, 0.2, 0.25, 0.3):
+        proc = subprocess.Popen([sys.executable, "-m", "exp", *args], cwd=tmp_path,
+                                env={**os.environ, "PYTHONPATH": str(HERE)},
+                                start_new_session=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode in (130, -signal.SIGINT), (delay, err)
+        assert "Traceback" not in err and "EOFError" not in err, (delay, err)
+        time.sleep(0.2)  # let the kernel reap what the driver killed
+        ps = subprocess.run(["ps", "-eo", "pid,pgid,stat,cmd"], capture_output=True,
+                            text=True).stdout
+        alive = [l for l in ps.splitlines()[1:] if l.split()[1] == str(proc.pid)
+                 and not l.split()[2].startswith("Z")]
+        assert not alive, (delay, alive)
 
 
 @pytest.mark.timeout(90)
@@ -771,6 +825,39 @@ def test_unserialisable_result_is_a_clear_failure(tmp_path):
                                  out=tmp_path, quiet=True)
     assert [r["status"] for r in records] == ["failed", "ok"]
     assert "not JSON-serialisable" in records[0]["error"]
+
+
+@pytest.mark.timeout(60)
+def test_a_result_dict_the_runnable_reuses_is_recorded_as_it_was(tmp_path):
+    """A worker holds a few ms of records before sending them: a run that changes
+    the dict an earlier run returned must not change that earlier record."""
+    write(tmp_path / "s.toml", '[a]\ntype = "range"\nbounds = [0, 2000]\ndtype = "int"\n')
+    write(tmp_path / "job.py", "OUT = {}\n\ndef run(a):\n    OUT['y'] = 2 * a\n    return OUT\n")
+    records = exp.run_experiment(tmp_path / "s.toml", str(tmp_path / "job.py"), workers=2,
+                                 out=tmp_path, quiet=True)
+    assert [r["result"]["y"] for r in records] == [2 * a for a in range(2000)]
+    assert records == exp.read_journal(tmp_path / "s.jsonl")
+
+
+@pytest.mark.timeout(120)
+def test_a_driver_with_many_open_files_still_talks_to_its_workers(tmp_path):
+    """Channel descriptors above 1023 (a driver holding many files open)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the open-file limit here is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        write(tmp_path / "s.toml", '[a]\ntype = "list"\nvalue = [1, 2, 3, 4]\n')
+        write(tmp_path / "job.py", "def run(a):\n    return a\n")
+        records = exp.run_experiment(tmp_path / "s.toml", str(tmp_path / "job.py"), workers=2,
+                                     out=tmp_path, quiet=True)
+        assert [r["result"] for r in records] == [1, 2, 3, 4]
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.mark.timeout(60)
