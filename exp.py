@@ -1641,12 +1641,16 @@ class _Process:
 class _Worker:
     """The driver's view of one worker process."""
 
-    __slots__ = ("index", "gpu", "process", "queue", "reported", "ready", "heard")
+    __slots__ = ("index", "gpu", "process", "queue", "reported", "ready", "heard", "sent",
+                 "unreported_bytes", "batches")
 
     def __init__(self, index: int, gpu: str | None, process: _Process):
         self.index, self.gpu, self.process = index, gpu, process
         self.queue: deque[_Task] = deque()  # sent, not reported, in run order
         self.reported = 0  # results received over this worker's life
+        self.sent = 0  # tasks sent over its life
+        self.unreported_bytes = 0  # size of the batches it has not reported in full
+        self.batches: deque[tuple[int, int]] = deque()  # (sent once it was sent, its bytes)
         self.ready = False  # runnable loaded
         self.heard = 0.0  # monotonic time of the last message, to estimate run times
 
@@ -1672,6 +1676,9 @@ class _LocalPool:
     #: Runs shorter than this always have the next one queued behind them, so a
     #: worker never waits a driver round trip between two runs.
     PREFETCH_BELOW = 1.0
+    #: Bytes of tasks a busy worker may have been sent and not reported: well
+    #: under what a socket pair holds (about 200 KiB on Linux), see _fit.
+    UNREAD_BYTES = 64 * 1024
 
     def __init__(self, runnable: str, slots: list[str | None], *, logs: Path,
                  runnable_hash: str, timeout: float | None = None, batching: bool = True,
@@ -1728,15 +1735,40 @@ class _LocalPool:
                 pending = self.pending
                 batch = [pending.popleft()
                          for _ in range(min(half, depth - len(w.queue), len(pending)))]
+                data = self._fit(w, batch)
+                if data is None:
+                    break  # it has enough unread: more once it reports
                 if not w.queue:
                     w.heard = time.monotonic()
                 w.queue.extend(batch)
+                w.sent += len(batch)
+                w.batches.append((w.sent, len(data)))
+                w.unreported_bytes += len(data)
                 try:
-                    # Small messages on a socket pair: the send cannot block for long,
-                    # because the worker reads its socket between runs.
-                    w.process.conn.send([(t.id, t.run, t.params) for t in batch])
+                    w.process.conn.send_bytes(data)
                 except OSError:
                     break  # it died; its death watch fires and its queue goes back
+
+    def _fit(self, w: _Worker, batch: list[_Task]) -> bytes | None:
+        """The batch as sent, cut to what a busy worker may hold unread (the rest
+        goes back to pending), or None when nothing fits now.
+
+        A worker reads its socket only between batches, and its results may
+        wait for the driver to read them: if the driver's send waited too,
+        on a worker with a full socket, neither would ever go on. So a busy
+        worker is sent no more than a socket pair holds; an idle one, anything.
+        """
+        import pickle
+        data = pickle.dumps([(t.id, t.run, t.params) for t in batch], pickle.HIGHEST_PROTOCOL)
+        room = self.UNREAD_BYTES - w.unreported_bytes if w.queue else math.inf
+        if len(data) <= room:
+            return data
+        keep = max(0, int(len(batch) * room / len(data)))
+        self.pending.extendleft(reversed(batch[keep:]))
+        del batch[keep:]
+        if not batch:
+            return None
+        return pickle.dumps([(t.id, t.run, t.params) for t in batch], pickle.HIGHEST_PROTOCOL)
 
     def wait(self) -> list[_Outcome]:
         """Dispatch, then block until something happens; return the runs that ended."""
@@ -1799,6 +1831,8 @@ class _LocalPool:
             lines = blob.splitlines(keepends=True)  # JSON lines hold no raw CR or LF
             ok = _MSG_OK[0]
             w.reported += len(statuses)
+            while w.batches and w.batches[0][0] <= w.reported:
+                w.unreported_bytes -= w.batches.popleft()[1]
             for status, line, record in zip(statuses, lines, records, strict=True):
                 outcomes.append(_Outcome(w.queue.popleft(), "ok" if status == ok else "failed",
                                          line, record))
@@ -1870,17 +1904,19 @@ class _LocalPool:
                     w.process.conn.send(None)
             except (OSError, ValueError):
                 pass
-        if meanwhile is not None:
-            meanwhile()
-        deadline = time.monotonic() + (1.0 if kill else 5.0)
-        for w in alive:
-            w.process.join(max(0.0, deadline - time.monotonic()))
-            if w.process.is_alive():
-                w.process.kill()
-                w.process.join()
-            w.process.close()
-            _capture_tmp(self.logs, w.process.pid).unlink(missing_ok=True)
-        self.workers = [None] * len(self.slots)
+        try:
+            if meanwhile is not None:
+                meanwhile()
+        finally:  # a Ctrl-C during it still stops and closes every worker
+            deadline = time.monotonic() + (1.0 if kill else 5.0)
+            for w in alive:
+                w.process.join(max(0.0, deadline - time.monotonic()))
+                if w.process.is_alive():
+                    w.process.kill()
+                    w.process.join()
+                w.process.close()
+                _capture_tmp(self.logs, w.process.pid).unlink(missing_ok=True)
+            self.workers = [None] * len(self.slots)
 
 
 @functools.cache
@@ -2132,8 +2168,13 @@ class _DaskPool:
         return _Outcome(task, status, line, record)
 
     def shutdown(self, *, kill: bool = False, meanwhile: Callable[[], None] | None = None) -> None:
-        if meanwhile is not None:
-            meanwhile()
+        try:
+            if meanwhile is not None:
+                meanwhile()
+        finally:
+            self._close_client()
+
+    def _close_client(self) -> None:
         if self.client is None:
             return
         try:
@@ -2151,7 +2192,8 @@ def _by_name(func: Callable[..., Any]) -> Callable[..., Any]:
     if __name__ != "__main__":
         return func
     import importlib
-    return getattr(importlib.import_module("exp"), func.__name__)
+    name = __spec__.name if __spec__ is not None else "exp"  # python -m pkg.exp: pkg.exp
+    return getattr(importlib.import_module(name), func.__name__)
 
 
 def _default_security() -> Any:

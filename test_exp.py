@@ -860,6 +860,22 @@ def test_a_driver_with_many_open_files_still_talks_to_its_workers(tmp_path):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_large_parameters_of_many_short_runs_do_not_deadlock(tmp_path, workers):
+    """Tasks of 100 KB each: the driver must never wait to send a batch to a worker
+    that waits for the driver to read its results (each side's socket full)."""
+    big = json.dumps(["x" * 100_000 + str(i) for i in range(4)])
+    write(tmp_path / "s.toml", f'[s]\ntype = "list"\nvalue = {big}\n'
+                               f'[k]\ntype = "range"\nbounds = [0, 300]\ndtype = "int"\n')
+    write(tmp_path / "job.py", "def run(s, k):\n    return len(s) + k\n")
+    t0 = time.monotonic()
+    records = exp.run_experiment(tmp_path / "s.toml", str(tmp_path / "job.py"),
+                                 workers=workers, out=tmp_path, quiet=True)
+    assert len(records) == 1200 and {r["status"] for r in records} == {"ok"}
+    assert time.monotonic() - t0 < 60
+
+
 @pytest.mark.timeout(60)
 def test_returned_records_equal_the_journal_read_back(tmp_path):
     """The records come from the workers, not from re-reading the journal: they must
