@@ -1589,11 +1589,20 @@ class _Process:
         # Readable once it has exited. A pidfd fires when the worker itself
         # exits; the sentinel pipe only when every process holding it has, so a
         # worker that dies leaving a forked child behind is seen late.
-        self.death = os.pidfd_open(self.pid) if sentinel is None else sentinel
+        self.death = sentinel
         try:
-            self.conn.send({**settings, "state_fd": state_fd, "path": sys.path, "argv": sys.argv})
-        except OSError:
-            pass  # it died at once: its death watch tells
+            if sentinel is None:
+                self.death = os.pidfd_open(self.pid)
+            try:
+                self.conn.send({**settings, "state_fd": state_fd, "path": sys.path,
+                                "argv": sys.argv})
+            except OSError:
+                pass  # it died at once: its death watch tells
+        except BaseException:  # no worker the pool will know of: none left running
+            self.kill()
+            self.join()
+            self.close()
+            raise
 
     @staticmethod
     def _state_file() -> int:
