@@ -1659,7 +1659,7 @@ class _Worker:
         self.reported = 0  # results received over this worker's life
         self.sent = 0  # tasks sent over its life
         self.unreported_bytes = 0  # size of the batches it has not reported in full
-        self.batches: deque[tuple[int, int]] = deque()  # (sent once it was sent, its bytes)
+        self.batches: deque[tuple[int, int]] = deque()  # (tasks sent up to it, its bytes)
         self.ready = False  # runnable loaded
         self.heard = 0.0  # monotonic time of the last message, to estimate run times
 
