@@ -36,6 +36,14 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: f
                           capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
+def alive_in_group(pgid: int) -> list[str]:
+    """``ps`` lines of the live processes of a process group (zombies are dead,
+    only not yet reaped)."""
+    ps = subprocess.run(["ps", "-eo", "pid,pgid,stat,cmd"], capture_output=True, text=True).stdout
+    return [line for line in ps.splitlines()[1:]
+            if line.split()[1] == str(pgid) and not line.split()[2].startswith("Z")]
+
+
 def journal_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()[1:] if line.strip()]
 
@@ -601,10 +609,7 @@ def test_sigint_to_process_group_exits_130_and_resumes(tmp_path):
     assert "interrupted" in err and "Traceback" not in err
     done = len(exp.read_journal(journal))
     assert 7 <= done < 60
-    ps = subprocess.run(["ps", "-eo", "pid,pgid,stat,cmd"], capture_output=True, text=True).stdout
-    alive = [l for l in ps.splitlines()[1:] if l.split()[1] == str(proc.pid)
-             and not l.split()[2].startswith("Z")]  # zombies are dead, only not yet reaped
-    assert not alive, "orphan workers"
+    assert not alive_in_group(proc.pid), "orphan workers"
     out = cli(*args, "-q", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert_complete_once(journal, 60)
@@ -627,11 +632,7 @@ def test_sigint_while_many_workers_start_is_quiet_and_leaves_nothing(tmp_path):
         assert proc.returncode in (130, -signal.SIGINT), (delay, err)
         assert "Traceback" not in err and "EOFError" not in err, (delay, err)
         time.sleep(0.2)  # let the kernel reap what the driver killed
-        ps = subprocess.run(["ps", "-eo", "pid,pgid,stat,cmd"], capture_output=True,
-                            text=True).stdout
-        alive = [l for l in ps.splitlines()[1:] if l.split()[1] == str(proc.pid)
-                 and not l.split()[2].startswith("Z")]
-        assert not alive, (delay, alive)
+        assert not alive_in_group(proc.pid), delay
 
 
 @pytest.mark.timeout(90)
