@@ -1312,7 +1312,9 @@ def _entry(task: _Task, status: str, result: Any, error: str | None, worker: int
             f'"worker":{worker if type(worker) is int else _dumps(worker)},'
             f'"gpu":{"null" if gpu is None else _dumps(gpu)},"start":{t0},"end":{t1},'
             f'"seconds":{dt},"runnable_hash":"{runnable_hash}"}}\n').encode()
-    record = {"id": task.id, "run": task.run, "params": _as_read(params), "status": status,
+    # The run gets its own kwargs dict, never ``params``: no copy needed when flat.
+    record = {"id": task.id, "run": task.run,
+              "params": params if _is_flat(params) else _as_read(params), "status": status,
               "result": _as_read(result), "error": error, "worker": worker, "gpu": gpu,
               "start": float(t0), "end": float(t1), "seconds": float(dt),
               "runnable_hash": runnable_hash}
