@@ -28,7 +28,7 @@ __all__ = [
     "ParamSpace", "Types", "DTypes", "Domain",
     "Param", "ParamDict", "Namespace", "as_bool", "as_int",
     "ExpError", "ParamError", "ParamDecodeError", "RunnableError", "JournalError",
-    "load_runnable", "run_experiment", "read_journal", "write_csv", "summarize",
+    "load_runnable", "run_experiment", "Records", "read_journal", "write_csv", "summarize",
     "visible_gpus", "gpu_slots",
     "main",
 ]
@@ -43,11 +43,24 @@ _AS_COMMAND = __name__ == "__main__" or os.path.basename(getattr(sys, "argv", ["
 if _AS_COMMAND and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+if __name__ == "__main__":  # python -m exp, python exp.py: run the module named exp, so that
+    # exp_gopt (which imports exp) and the command share one copy of every class (ExpError)
+    import importlib
+    if __spec__ is not None:  # python -m exp (or -m pkg.exp, vendored in a package)
+        _exp = importlib.import_module(__spec__.name)
+    else:  # python path/to/exp.py: the same file, as exp
+        import importlib.util
+        _spec = importlib.util.spec_from_file_location("exp", __file__)
+        _exp = sys.modules["exp"] = importlib.util.module_from_spec(_spec)
+        _spec.loader.exec_module(_exp)
+    sys.exit(_exp.main())
+
 # Modules only some commands need (argparse, random, tomllib, csv, hashlib,
 # fractions, inspect, logging, subprocess, pickle) are imported where used, and
 # value types are named tuples rather than dataclasses (which import inspect):
 # `exp --help` stays fast, and so does the start of each worker process.
-import enum  # noqa: E402 - the lines above must run first
+import contextlib  # noqa: E402 - the lines above must run first
+import enum  # noqa: E402
 import functools  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
@@ -103,6 +116,9 @@ _KEYS = {
 _RESERVED = ("id", "run", "worker", "gpu")
 STATUSES = ("ok", "failed", "timeout", "crashed")
 EXIT_OK, EXIT_NOT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: The journal's format (its header's "journal"; 1 when absent). A journal of a
+#: newer format is refused, never misread.
+_JOURNAL_FORMAT = 2
 
 
 def _quoted(items: Iterable[Any]) -> str:
@@ -146,7 +162,7 @@ class JournalError(ExpError):
 
 
 class _Interrupted(BaseException):
-    """SIGTERM, raised like KeyboardInterrupt so the driver cleans up once."""
+    """SIGTERM or SIGHUP, raised like KeyboardInterrupt so the driver cleans up once."""
 
 
 # ─── helpers ─────────────────────────────────────────────────────────────────
@@ -173,16 +189,19 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"result of type {type(obj).__name__} is not JSON-serialisable")
 
 
-_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
+_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"), allow_nan=False)
 try:  # the encoder json.dumps builds on each call, built once (a hot path: twice per run),
     # without the check for values that contain themselves: only for flat values
     from json.encoder import c_make_encoder, encode_basestring_ascii
     _C_ENCODE = c_make_encoder(None, _json_default, encode_basestring_ascii, None, ":", ",",
-                               False, False, True)
+                               False, False, False)
 except (ImportError, TypeError):  # no C accelerator
     _C_ENCODE = None
 
 _SCALARS = frozenset({int, float, str, bool, type(None)})
+#: How the journal writes non-finite numbers, which strict JSON has no word for
+#: (JavaScript's ``Number()`` reads these strings back as the numbers).
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def _is_flat(value: Any) -> bool:
@@ -192,10 +211,61 @@ def _is_flat(value: Any) -> bool:
 
 
 def _dumps(obj: Any) -> str:
-    """Compact JSON, numpy values too; ValueError for a value that contains itself."""
-    if _C_ENCODE is not None and _is_flat(obj):
-        return "".join(_C_ENCODE(obj, 0))
-    return _ENCODER.encode(obj)
+    """Compact strict JSON, numpy values too; non-finite numbers as the strings
+    "NaN", "Infinity", "-Infinity". ValueError for a value that contains itself."""
+    try:
+        if _C_ENCODE is not None and _is_flat(obj):
+            return "".join(_C_ENCODE(obj, 0))
+        return _ENCODER.encode(obj)
+    except ValueError:
+        finite = _finite(obj)
+        if finite is obj:  # nothing to replace: it holds itself
+            raise
+        return _ENCODER.encode(finite)
+
+
+def _finite(obj: Any, depth: int = 0) -> Any:
+    """``obj`` with each non-finite float replaced by its journal string (the same
+    object when there is none)."""
+    if depth > 200:
+        raise ValueError("the value is nested too deeply (or contains itself)")
+    if isinstance(obj, float):
+        if math.isfinite(obj):
+            return obj
+        return "NaN" if obj != obj else "Infinity" if obj > 0 else "-Infinity"
+    if isinstance(obj, (str, int, type(None))):
+        return obj
+    if isinstance(obj, dict):
+        items = {k: _finite(v, depth + 1) for k, v in obj.items()}
+        return obj if all(items[k] is v for k, v in obj.items()) else items
+    if isinstance(obj, (list, tuple)):
+        items = [_finite(v, depth + 1) for v in obj]
+        return obj if all(a is b for a, b in zip(items, obj)) else items
+    try:
+        plain = _json_default(obj)
+    except TypeError:
+        return obj
+    return _finite(plain, depth + 1)
+
+
+def _loads(data: str | bytes) -> Any:
+    """JSON as the journal writes it: the strings "NaN", "Infinity", "-Infinity"
+    become numbers again (and so do the bare words older journals wrote)."""
+    obj = json.loads(data)
+    if (b'"NaN"' in data or b'Infinity"' in data) if isinstance(data, bytes) \
+            else ('"NaN"' in data or 'Infinity"' in data):
+        obj = _nonfinite(obj)
+    return obj
+
+
+def _nonfinite(obj: Any) -> Any:
+    if type(obj) is str:
+        return _NONFINITE.get(obj, obj)
+    if type(obj) is dict:
+        return {k: _nonfinite(v) for k, v in obj.items()}
+    if type(obj) is list:
+        return [_nonfinite(v) for v in obj]
+    return obj
 
 
 def _file_hash(path: str | os.PathLike) -> str:
@@ -205,6 +275,21 @@ def _file_hash(path: str | os.PathLike) -> str:
 def _sha256(data: bytes) -> str:
     import hashlib
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _std_fds() -> None:
+    """Open /dev/null on standard descriptors that are closed (``exp run … >&-`` from
+    cron), so that no socket or file of exp's lands on fd 0, 1 or 2, where a
+    worker's capture of a run's output would replace it."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            os.set_inheritable(fd, True)
 
 
 def _signal_text(exitcode: int | None) -> str:
@@ -575,9 +660,15 @@ def _draw(spec: dict[str, Any], rng: random.Random) -> list[Any]:
     low, high = spec["bounds"]
     log_scale = spec["prior"] == "log-uniform"
     out = []
+    wide = not log_scale and math.isinf(high - low)  # [-1e308, 1e308]: high - low overflows
     for _ in range(spec["n"]):
-        x = (math.exp(rng.uniform(math.log(low), math.log(high))) if log_scale
-             else rng.uniform(low, high))
+        if log_scale:
+            x = math.exp(rng.uniform(math.log(low), math.log(high)))
+        elif wide:
+            r = rng.random()
+            x = low * (1 - r) + high * r
+        else:
+            x = rng.uniform(low, high)
         out.append(min(int(math.floor(x)), high - 1) if spec["dtype"] == "int"
                    else min(x, math.nextafter(high, low)))
     return out
@@ -900,7 +991,7 @@ def _accepted_extras(func: Callable[..., Any]) -> tuple[bool, frozenset[str]]:
     sig = _live_signature(func)
     if sig is None:
         return True, frozenset()
-    return sig[2], frozenset(sig[0] & set(_RESERVED))
+    return sig[2], frozenset(sig[0] & {*_RESERVED, "pid"})
 
 
 # ─── journal ─────────────────────────────────────────────────────────────────
@@ -911,14 +1002,14 @@ def _read_lines(path: Path) -> tuple[dict | None, list[dict], int]:
     with open(path, "rb") as f:
         lines = [line for line in f.read().split(b"\n") if line.strip()]
     try:  # one parse for the whole file; line by line only when some line is bad
-        objs = json.loads(b"[" + b",".join(lines) + b"]")
+        objs = _loads(b"[" + b",".join(lines) + b"]")
         if len(objs) != len(lines):
             raise ValueError("a line held more than one value")
     except ValueError:
         objs = []
         for line in lines:
             try:
-                objs.append(json.loads(line))
+                objs.append(_loads(line))
             except ValueError:
                 objs.append(None)
     header, records, skipped = None, [], 0
@@ -976,6 +1067,15 @@ def _latest(records: list[dict]) -> list[dict]:
     return sorted(last.values(), key=_BY_ID_RUN)
 
 
+def _check_format(path: Path, header: dict) -> None:
+    """Refuse a journal written in a format newer than this exp reads."""
+    version = header.get("journal", 1)
+    if not isinstance(version, int) or version > _JOURNAL_FORMAT:
+        raise JournalError(f"{path} was written by exp {header.get('exp')!r} in journal format "
+                           f"{version!r}; this exp {__version__} reads formats up to "
+                           f"{_JOURNAL_FORMAT} (upgrade exp, or use --name for a new journal)")
+
+
 def _header_diff(old: dict, new: dict) -> str | None:
     """What makes a journal belong to another experiment, in words, or None."""
     if old.get("command") != new["command"]:
@@ -987,8 +1087,8 @@ def _header_diff(old: dict, new: dict) -> str | None:
         return f"its space has the parameter {name!r}, which this one does not"
     for name in new_space.keys() - old_space.keys():
         return f"its space lacks the parameter {name!r}"
-    for name in new_space:
-        if old_space[name] != new_space[name]:
+    for name in new_space:  # as JSON, so that a nan equals itself
+        if _dumps(old_space[name]) != _dumps(new_space[name]):
             return f"parameter {name!r} was {old_space[name]} and is now {new_space[name]}"
     for key in ("seed", "runs"):
         if key in new and old.get(key) != new[key]:
@@ -1014,7 +1114,8 @@ class _Journal:
             if path.is_dir():
                 raise JournalError(f"{path} is a folder, not a journal (use another --name)")
             if fresh and path.exists():
-                _move_aside(path)
+                with self._locked(path):  # never move the journal of a running experiment
+                    _move_aside(path)
             old, self.records, skipped = _read_lines(path) if path.exists() else (None, [], 0)
         except OSError as e:
             raise JournalError(f"cannot use the output folder {path.parent}: "
@@ -1023,6 +1124,7 @@ class _Journal:
             raise JournalError(f"{path}: has runs but no readable header line; move it away "
                                "or use --fresh")
         if old is not None:
+            _check_format(path, old)
             header = {**header, **{k: old[k] for k in inherit if k in old}}
             diff = _header_diff(old, header)
             if diff and not self.records and not skipped:
@@ -1044,22 +1146,51 @@ class _Journal:
         if self._truncate:
             self._file.truncate(0)
         _remove_leftovers(path)
+        # A journal this driver started and no run has reached yet: if the call
+        # fails before any run ends, nothing is left behind (see discard).
+        self.created = old is None and not self.records
         if old is None:  # a new journal, or one whose header line never made it whole
             self.write(_dumps(header).encode() + b"\n")
             self.flush()
 
-    def _open(self) -> None:
+    def discard(self) -> bool:
+        """Remove a journal this driver started if no run reached it; True if removed."""
+        if not self.created or self.added or self.records:
+            return False
+        self.close()
         try:
-            self._file = open(self.path, "ab")
+            self.path.unlink()
+        except OSError:
+            return False
+        return True
+
+    @staticmethod
+    def _lock(path: Path) -> Any:
+        """The journal opened for appending and locked against other drivers."""
+        try:
+            f = open(path, "ab")
         except OSError as e:
-            raise JournalError(f"cannot write the journal {self.path}: {e.strerror}") from None
+            raise JournalError(f"cannot write the journal {path}: {e.strerror}") from None
         if _fcntl is not None:
             try:
-                _fcntl.flock(self._file.fileno(), _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+                _fcntl.flock(f.fileno(), _fcntl.LOCK_EX | _fcntl.LOCK_NB)
             except OSError:
-                self._file.close()
-                raise JournalError(f"{self.path} is in use by another exp process "
+                f.close()
+                raise JournalError(f"{path} is in use by another exp process "
                                    "(wait for it, or use --name)") from None
+        return f
+
+    @classmethod
+    @contextlib.contextmanager
+    def _locked(cls, path: Path) -> Iterator[None]:
+        f = cls._lock(path)
+        try:
+            yield
+        finally:
+            f.close()
+
+    def _open(self) -> None:
+        self._file = self._lock(self.path)
         size = self._file.tell()
         if size:
             with open(self.path, "rb") as f:
@@ -1176,7 +1307,7 @@ def write_csv(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         import csv
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
             writer = csv.writer(f)
             writer.writerow(columns)
             writer.writerows(table)
@@ -1277,7 +1408,10 @@ def _child_main() -> None:
         settings = conn.recv()
     except (EOFError, OSError):  # the driver stopped while this process started
         return
+    os.set_inheritable(conn.fd, False)  # not into the processes runs start
     sys.path[:], sys.argv[:] = settings.pop("path"), settings.pop("argv")
+    if settings.get("permits") is not None:
+        os.set_inheritable(settings["permits"], False)
     state_fd = settings.pop("state_fd")
     if state_fd is not None:
         import mmap
@@ -1326,8 +1460,10 @@ def _as_read(value: Any) -> Any:
     float, ...): a copy, since a run may change the dict it returned once the
     worker holds the record, and the record is sent only a few ms later."""
     if type(value) in _SCALARS:
-        return value
-    return dict(value) if _is_flat(value) else json.loads(_dumps(value))
+        return _NONFINITE.get(value, value) if type(value) is str else value
+    if _is_flat(value):
+        return _nonfinite(value)
+    return _loads(_dumps(value))
 
 
 #: First byte of each message a worker sends. A message of results holds, pickled,
@@ -1335,6 +1471,7 @@ def _as_read(value: Any) -> Any:
 _MSG_READY, _MSG_FATAL, _MSG_RESULTS, _MSG_OK, _MSG_FAILED = b"R", b"X", b"r", b"o", b"f"
 _MSG_REFUSED = b"E"  # the runnable cannot take the space: a complete error message follows
 _MSG_TIMEOUT, _MSG_CRASHED = b"t", b"c"  # only from a Dask worker thread, about its child
+_MSG_DROPPED = b"D"  # the tasks the driver took back were dropped: how many follows
 
 
 def _results_message(statuses: bytes, records: list[dict], lines: bytes) -> bytes:
@@ -1350,14 +1487,83 @@ def _read_results(msg: bytes) -> tuple[bytes, list[dict], bytes]:
 
 
 def _die_with_parent() -> None:
-    """Linux: have the kernel kill this worker if the driver dies (kill -9 included)."""
+    """Linux: have the kernel kill this worker if the driver dies (kill -9 included), and
+    make it the subreaper of its runs' processes, so that their orphans come back to
+    it and ``_end_leftovers`` finds them, whatever session they moved to."""
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        libc.prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
         if os.getppid() == 1:
             os._exit(1)
     except (OSError, AttributeError):
+        pass
+
+
+def _children(pid: int | str = "self") -> list[int]:
+    """Live and zombie child processes (Linux; elsewhere none are known)."""
+    found = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                found += map(int, f.read().split())
+    except OSError:
+        pass
+    return found
+
+
+def _end_leftovers() -> None:
+    """Kill and reap every process this worker's runs started that still runs.
+
+    Called as the worker ends. Between runs such processes are left alone, so a
+    pool that a runnable keeps for its next runs (joblib's, a DataLoader's
+    persistent workers) goes on working; but nothing outlives the worker.
+    Orphans of those processes come back to this worker (a subreaper), so a
+    few rounds find them all, whatever session or process group they moved to.
+    """
+    for _ in range(100):
+        pids = _children()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in pids:
+            try:
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a worker, every process below it and its process group.
+
+    The processes below it are stopped first, so none can fork while the tree
+    is walked; the process group catches, after a worker's own death, the
+    children its runs left in it.
+    """
+    todo, seen = [pid], []
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.append(p)
+        try:
+            os.kill(p, signal.SIGSTOP if p != pid else signal.SIGKILL)
+        except OSError:
+            pass
+        todo += _children(p)
+    for p in seen[1:]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
         pass
 
 
@@ -1370,31 +1576,88 @@ class _Capture:
     """Send fds 1 and 2 to a reused per-worker file; keep it as a run's log only if written.
 
     File-descriptor level, so output of C extensions and subprocesses is caught.
-    A run that prints nothing costs two flushes and an fstat.
+    Each run starts as the worker set things up, whatever the run before did to
+    its process: fds 1 and 2 on the capture file, ``sys.stdout`` and
+    ``sys.stderr`` the worker's own, the worker's working directory. The file is
+    written through a descriptor of the capture's own and its path is absolute,
+    so a run that closes fd 1, replaces ``sys.stdout`` or changes directory
+    cannot break the capture. A run that prints nothing costs a few syscalls.
     """
 
-    def __init__(self, logs: Path, worker: int):
-        self.logs, self.tmp = logs, _capture_tmp(logs, os.getpid())
+    def __init__(self, logs: Path, worker: int | str):
+        self.logs = logs.absolute()
+        self.tmp = _capture_tmp(self.logs, os.getpid())
+        self.load_log = self.logs / f"worker-{_safe_label(worker)}.log"
+        self.cwd = os.getcwd()
+        self.fd = -1
+        self.stdout, self.stderr = sys.stdout, sys.stderr
         self._open()
 
     def _open(self) -> None:
         fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(fd, 1)
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd = fd
+        os.dup2(fd, 1)  # what the worker itself writes from here on goes to the new file
         os.dup2(fd, 2)
-        os.close(fd)
 
-    def keep(self, task: _Task) -> None:
-        for stream in (sys.stdout, sys.stderr):
+    def start(self) -> None:
+        """Before a run: the worker's standard streams and working directory."""
+        os.dup2(self.fd, 1)
+        os.dup2(self.fd, 2)
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if stream is not getattr(self, name) or getattr(stream, "closed", True):
+                mine = getattr(self, name)
+                if mine is None or mine.closed:
+                    mine = open(1 if name == "stdout" else 2, "w", buffering=1,
+                                encoding="utf-8", errors="backslashreplace", closefd=False)
+                    setattr(self, name, mine)
+                setattr(sys, name, mine)
+        try:
+            if os.getcwd() == self.cwd:
+                return
+        except OSError:  # the run deleted the directory it was in
+            pass
+        os.chdir(self.cwd)
+
+    def write(self, text: str) -> None:
+        """Into the capture file itself, wherever the run left fd 2."""
+        self._flush()
+        try:
+            os.write(self.fd, text.encode("utf-8", "backslashreplace"))
+        except OSError:
+            pass
+
+    def _flush(self) -> None:
+        for stream in {id(x): x for x in (sys.stdout, sys.stderr, self.stdout, self.stderr)
+                       if x is not None}.values():
             try:
                 stream.flush()
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError):
                 pass
-        if os.fstat(1).st_size:
+
+    def keep(self, task: _Task) -> None:
+        self._flush()
+        if os.fstat(self.fd).st_size:
             os.replace(self.tmp, self.logs / f"{task.id}-{task.run}.log")
+            self._open()
+
+    def keep_load(self) -> None:
+        """What loading the runnable printed goes to ``worker-N.log``, not to a run's log."""
+        self._flush()
+        if os.fstat(self.fd).st_size:
+            with open(self.tmp, "rb") as f, open(self.load_log, "ab") as log:
+                log.write(f.read())
             self._open()
 
     def close(self) -> None:
         self.tmp.unlink(missing_ok=True)
+
+
+def _safe_label(worker: int | str) -> str:
+    """A worker label (a number, or a Dask worker's address) as part of a file name."""
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in str(worker))[:100]
 
 
 #: A worker sends the results it holds once this much time has passed since
@@ -1404,20 +1667,26 @@ _SEND_EVERY = 0.005
 
 
 def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | None, logs: str,
-                 runnable_hash: str, state: Any = None, names: Iterable[str] | None = None) -> None:
+                 runnable_hash: str, state: Any = None, names: Iterable[str] | None = None,
+                 permits: int | None = None) -> None:
     """Run the tasks the driver sends, in order, reporting each as it ends.
 
     ``state`` (shared memory, local pool only) holds the monotonic start time of
     the run in progress and how many runs this worker has started, so the
     driver can pin a death or a timeout on one run even while results are
-    held back for a few milliseconds.
+    held back for a few milliseconds. ``permits`` (local pool only) is a
+    pipe with one byte per task sent: a task starts only with a byte read
+    from it, and the driver reads back the bytes of tasks it gives to an idle
+    worker instead; the kernel hands each byte to one reader only, so a task
+    taken back never starts here (the worker then drops the rest of its queue
+    and says so).
     """
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if gpu is not None:  # before the user's module can import CUDA
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    capture = _Capture(Path(logs), worker)
+    capture = _Capture(Path(logs), worker)  # paths resolved before the user's code runs
     try:
         func = load_runnable(runnable)
         var_kw, extras_named = _accepted_extras(func)
@@ -1430,62 +1699,83 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
     except BaseException:
         import traceback
         text = traceback.format_exc()
-        sys.stderr.write(text)
+        capture.write(text)
         conn.send_bytes(_MSG_FATAL + text.encode())
         return
+    capture.keep_load()
     extras = {k: v for k, v in {"worker": worker, "gpu": gpu}.items()
               if var_kw or k in extras_named}
+    if "pid" in extras_named and "pid" not in (names or ()):
+        extras["pid"] = worker  # the original tool's name of the worker index, when asked for
     pass_id, pass_run = var_kw or "id" in extras_named, var_kw or "run" in extras_named
     conn.send_bytes(_MSG_READY)
     clock, monotonic, me = time.time, time.monotonic, os.getpid()
     statuses, records, lines, last_sent = bytearray(), [], bytearray(), monotonic()
+    todo: deque[tuple] = deque()
+
+    def send() -> None:
+        nonlocal last_sent
+        conn.send_bytes(_results_message(statuses, records, lines))
+        statuses.clear()
+        records.clear()
+        lines.clear()
+        last_sent = monotonic()
+
     while True:
+        if not todo:
+            try:
+                batch = conn.recv()
+            except (EOFError, OSError):
+                break
+            if batch is None:
+                break
+            todo.extend(batch)
+        tid, trun, params = todo.popleft()
+        if permits is not None:
+            try:
+                os.read(permits, 1)
+            except BlockingIOError:  # the driver took the rest of the queue back
+                if statuses:
+                    send()
+                conn.send_bytes(_MSG_DROPPED + str(1 + len(todo)).encode())
+                todo.clear()
+                continue
+        task = _Task(tid, trun, params)
+        kwargs = {**params, **extras}
+        if pass_id:
+            kwargs["id"] = tid
+        if pass_run:
+            kwargs["run"] = trun
+        capture.start()
+        if state is not None:
+            state[0] = monotonic()  # the start first: the driver reads the count first
+            state[1] += 1
+        start = clock()
         try:
-            batch = conn.recv()
-        except (EOFError, OSError):
-            break
-        if batch is None:
-            break
-        for i, (tid, trun, params) in enumerate(batch, 1):
-            task = _Task(tid, trun, params)
-            kwargs = {**params, **extras}
-            if pass_id:
-                kwargs["id"] = tid
-            if pass_run:
-                kwargs["run"] = trun
-            if state is not None:
-                state[0] = monotonic()  # the start first: the driver reads the count first
-                state[1] += 1
-            start = clock()
-            try:
-                result, status, error = func(**kwargs), _MSG_OK, None
-            except BaseException:  # noqa: BLE001 - a failing run is data, SystemExit too
-                import traceback
-                result, status, error = None, _MSG_FAILED, traceback.format_exc()
-            if os.getpid() != me:  # a process the run forked came back here: it must not report
-                os._exit(0)
-            end = clock()
-            try:
-                record, line = _entry(task, "ok" if error is None else "failed", result, error,
-                                      worker, gpu, start, end, runnable_hash)
-            except (TypeError, ValueError, RecursionError) as e:  # the child serialises,
-                # so this is no dead pipe (RecursionError: nested too deep)
-                status, error = _MSG_FAILED, f"the run returned a value exp cannot journal: {e}\n"
-                record, line = _entry(task, "failed", None, error, worker, gpu, start, end,
-                                      runnable_hash)
-            if error is not None:
-                sys.stderr.write(error)
-            capture.keep(task)
-            statuses += status
-            records.append(record)
-            lines += line
-            now = monotonic()
-            if i == len(batch) or now - last_sent >= _SEND_EVERY:
-                conn.send_bytes(_results_message(statuses, records, lines))
-                statuses.clear()
-                records.clear()
-                lines.clear()
-                last_sent = now
+            result, status, error = func(**kwargs), _MSG_OK, None
+        except BaseException:  # noqa: BLE001 - a failing run is data, SystemExit too
+            import traceback
+            result, status, error = None, _MSG_FAILED, traceback.format_exc()
+        if os.getpid() != me:  # a process the run forked came back here: it must not report
+            os._exit(0)
+        end = clock()
+        try:
+            record, line = _entry(task, "ok" if error is None else "failed", result, error,
+                                  worker, gpu, start, end, runnable_hash)
+        except (TypeError, ValueError, RecursionError) as e:  # the child serialises,
+            # so this is no dead pipe (RecursionError: nested too deep)
+            status, error = _MSG_FAILED, f"the run returned a value exp cannot journal: {e}\n"
+            record, line = _entry(task, "failed", None, error, worker, gpu, start, end,
+                                  runnable_hash)
+        if error is not None:
+            capture.write(error)
+        capture.keep(task)
+        statuses += status
+        records.append(record)
+        lines += line
+        if not todo or monotonic() - last_sent >= _SEND_EVERY:
+            send()
+    _end_leftovers()
     capture.close()
 
 
@@ -1520,7 +1810,7 @@ class _Outcome:
     def record(self) -> dict[str, Any]:
         """The journal record (parsed once; the same dict on every call)."""
         if self._record is None:
-            self._record = json.loads(self.line)
+            self._record = _loads(self.line)
         return self._record
 
 
@@ -1556,7 +1846,7 @@ class _Process:
     Start it under ``_SigintHeld``.
     """
 
-    def __init__(self, settings: dict[str, Any], *, shared_state: bool):
+    def __init__(self, settings: dict[str, Any], *, shared_state: bool, permits: bool = False):
         import socket
         import subprocess
         ours, theirs = socket.socketpair()
@@ -1570,19 +1860,32 @@ class _Process:
         if not _have_pidfd():  # the fallback death watch: EOF once it (and its forks) exit
             sentinel, theirs_sentinel = os.pipe()
             keep.append(theirs_sentinel)
+        # One byte per task sent, read by the worker before it starts one (see
+        # _worker_main); both ends stay with the driver, the read end goes to the
+        # worker too. None where tasks are sent one at a time.
+        self.permits: tuple[int, int] | None = None
+        if permits:
+            self.permits = os.pipe()
+            os.set_blocking(self.permits[0], False)
+            keep.append(self.permits[0])
         flags = getattr(subprocess, "_args_from_interpreter_flags", list)()
         try:
             self.popen = subprocess.Popen(
                 [sys.executable, *flags, "-c", _CHILD_CODE, str(theirs.fileno()), *_exp_source()],
-                pass_fds=keep, stdin=subprocess.DEVNULL)
+                pass_fds=keep, stdin=subprocess.DEVNULL,
+                process_group=0)  # its group: what its runs leave in it is killed with it
         except BaseException:  # no process: none of our ends will be closed later
             ours.close()
             if sentinel is not None:
                 os.close(sentinel)
+            if self.permits is not None:
+                os.close(self.permits[0])
+                os.close(self.permits[1])
             raise
         finally:
             for fd in keep[1:]:
-                os.close(fd)
+                if self.permits is None or fd != self.permits[0]:
+                    os.close(fd)
             theirs.close()  # else the driver would never see EOF from a dead worker
         self.pid = self.popen.pid
         self.conn = _Channel(ours.detach())  # settings and batches in, results out
@@ -1597,7 +1900,8 @@ class _Process:
                 self.death = os.pidfd_open(self.pid)
             try:
                 self.conn.send({**settings, "state_fd": state_fd, "path": sys.path,
-                                "argv": sys.argv})
+                                "argv": sys.argv,
+                                "permits": self.permits[0] if self.permits else None})
             except OSError:
                 pass  # it died at once: its death watch tells
         except BaseException:  # no worker the pool will know of: none left running
@@ -1627,8 +1931,16 @@ class _Process:
         return self.popen.poll() is None
 
     def kill(self) -> None:
+        """SIGKILL the worker and what its runs started (see _kill_tree); after its
+        own death, what they left in its process group."""
         if self.popen.poll() is None:
-            self.popen.kill()
+            _kill_tree(self.pid)
+        else:
+            try:  # its pid is not reused while its group has members
+                os.killpg(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.popen.poll()
 
     def join(self, timeout: float | None = None) -> None:
         import subprocess
@@ -1643,6 +1955,10 @@ class _Process:
         if isinstance(self.death, int):
             os.close(self.death)
             self.death = None
+        if self.permits is not None:
+            os.close(self.permits[0])
+            os.close(self.permits[1])
+            self.permits = None
         if self.state is not None:
             self.state.release()
             self._mmap.close()
@@ -1653,10 +1969,12 @@ class _Worker:
     """The driver's view of one worker process."""
 
     __slots__ = ("index", "gpu", "process", "queue", "reported", "ready", "heard", "sent",
-                 "unreported_bytes", "batches")
+                 "unreported_bytes", "batches", "taken_back", "spawned")
 
     def __init__(self, index: int, gpu: str | None, process: _Process):
         self.index, self.gpu, self.process = index, gpu, process
+        self.spawned = time.monotonic()  # loading the runnable must end in --load-timeout
+        self.taken_back = False  # tasks were taken back; nothing more is sent until it drops them
         self.queue: deque[_Task] = deque()  # sent, not reported, in run order
         self.reported = 0  # results received over this worker's life
         self.sent = 0  # tasks sent over its life
@@ -1693,13 +2011,16 @@ class _LocalPool:
 
     def __init__(self, runnable: str, slots: list[str | None], *, logs: Path,
                  runnable_hash: str, timeout: float | None = None, batching: bool = True,
-                 names: Iterable[str] = ()):
+                 names: Iterable[str] = (), load_timeout: float = 300.0):
         self.names = tuple(names)  # the space's parameters, which the function must accept
-        self.runnable, self.slots, self.logs = runnable, slots, logs
+        self.runnable, self.slots, self.logs = runnable, slots, logs.absolute()
         self.runnable_hash, self.timeout, self.batching = runnable_hash, timeout, batching
+        self.load_timeout = load_timeout
         self.workers: list[_Worker | None] = [None] * len(slots)
         self.pending: deque[_Task] = deque()  # submitted, not yet sent to a worker
-        self._mean = self.QUEUE_SECONDS  # moving mean of run seconds; sets the queue depth
+        # Moving mean of run seconds; sets the queue depth. None until a run has
+        # ended: until then one run per worker, however many workers wait.
+        self._mean: float | None = None
         self.startup_seconds = 0.0
 
     @property
@@ -1716,10 +2037,11 @@ class _LocalPool:
                     "logs": str(self.logs), "runnable_hash": self.runnable_hash,
                     "names": self.names}
         with _SigintHeld():
-            self.workers[i] = _Worker(i, self.slots[i], _Process(settings, shared_state=True))
+            self.workers[i] = _Worker(i, self.slots[i],
+                                      _Process(settings, shared_state=True, permits=True))
 
     def _depth(self) -> int:
-        if not self.batching:
+        if not self.batching or self._mean is None:
             return 1
         if self._mean >= self.PREFETCH_BELOW:
             return 1  # long runs: a round trip per run costs nothing; keep the tail balanced
@@ -1728,7 +2050,8 @@ class _LocalPool:
     def room(self) -> int:
         """How many more tasks to submit now to keep every worker busy."""
         depth = self._depth()
-        return max(0, sum(depth - len(w.queue) for w in self.workers if w) - len(self.pending))
+        return max(0, sum(depth - len(w.queue) for w in self.workers if w and not w.taken_back)
+                   - len(self.pending))
 
     def submit(self, task: _Task) -> None:
         self.pending.append(task)
@@ -1741,7 +2064,10 @@ class _LocalPool:
         # At most half a queue per message: a worker reports the first half when
         # done with it and runs the second while the driver journals and refills.
         half = max(1, depth // 2)
-        for w in sorted((w for w in self.workers if w), key=lambda w: len(w.queue)):
+        if not self.pending:
+            self._take_back()
+        for w in sorted((w for w in self.workers if w and not w.taken_back),
+                        key=lambda w: len(w.queue)):
             while self.pending and len(w.queue) < depth:
                 pending = self.pending
                 batch = [pending.popleft()
@@ -1756,9 +2082,35 @@ class _LocalPool:
                 w.batches.append((w.sent, len(data)))
                 w.unreported_bytes += len(data)
                 try:
+                    os.write(w.process.permits[1], b"p" * len(batch))  # before the tasks
                     w.process.conn.send_bytes(data)
                 except OSError:
                     break  # it died; its death watch fires and its queue goes back
+
+    def _take_back(self) -> None:
+        """Give an idle worker the tasks another holds queued behind a run in progress.
+
+        Nothing is pending, so no other work exists for the idle worker. A task
+        is taken back by reading its permit byte: if the worker read it first,
+        it has started that task and keeps it.
+        """
+        idle = [w for w in self.workers if w and w.ready and not w.queue and not w.taken_back]
+        if not idle:
+            return
+        for w in sorted((w for w in self.workers if w and len(w.queue) > 1),
+                        key=lambda w: -len(w.queue)):
+            want = len(w.queue) // 2  # at most what stands behind the run in progress
+            try:
+                got = len(os.read(w.process.permits[0], want))
+            except (BlockingIOError, OSError):
+                got = 0
+            if got:
+                w.taken_back = True  # it drops them and says so; nothing is sent to it until then
+                taken = [w.queue.pop() for _ in range(got)]
+                self.pending.extend(reversed(taken))
+                idle = idle[1:]
+            if not idle:
+                return
 
     def _fit(self, w: _Worker, batch: list[_Task]) -> bytes | None:
         """The batch as sent, cut to what a busy worker may hold unread (the rest
@@ -1804,14 +2156,20 @@ class _LocalPool:
         return outcomes
 
     def _next_deadline(self) -> float | None:
-        if self.timeout is None:
+        """Seconds until the next run or load may be overdue (at most a day: waits
+        of weeks overflow the system's poll), or None."""
+        now = time.monotonic()
+        deadlines = [w.spawned + self.load_timeout for w in self.workers if w and not w.ready]
+        if self.timeout is not None:
+            starts = [r[1] for w in self.workers if w and w.queue and (r := w.running())]
+            deadlines += [t + self.timeout for t in starts]
+            if not starts and any(w and w.queue for w in self.workers):
+                # Nothing measurable is running; a worker that starts one reports
+                # nothing until it ends, so look again within the timeout.
+                deadlines.append(now + self.timeout)
+        if not deadlines:
             return None
-        starts = [r[1] for w in self.workers if w and w.queue and (r := w.running())]
-        if not starts:
-            # Nothing measurable is running; a worker that starts one reports
-            # nothing until it ends, so look again within the timeout.
-            return self.timeout if any(w and w.queue for w in self.workers) else None
-        return max(0.0, min(starts) + self.timeout - time.monotonic())
+        return min(max(0.0, min(deadlines) - now), 86400.0)
 
     def _on_messages(self, w: _Worker, outcomes: list[_Outcome]) -> None:
         try:
@@ -1828,6 +2186,11 @@ class _LocalPool:
             w.heard = time.monotonic()
             if not self.startup_seconds and all(x and x.ready for x in self.workers):
                 self.startup_seconds = time.monotonic() - self._t_start
+        elif kind == _MSG_DROPPED:  # it dropped what was taken back; all else is reported
+            w.taken_back = False
+            w.sent = w.reported
+            w.batches.clear()
+            w.unreported_bytes = 0
         elif kind == _MSG_FATAL:
             raise RunnableError(_fatal_message(self.runnable, msg[1:].decode()))
         elif kind == _MSG_REFUSED:
@@ -1837,7 +2200,8 @@ class _LocalPool:
             # back: kept for the CSV and the summary, the journal is not re-read.
             statuses, records, blob = _read_results(msg)
             now = time.monotonic()
-            self._mean += 0.2 * ((now - w.heard) / len(statuses) - self._mean)
+            seconds = (now - w.heard) / len(statuses)
+            self._mean = seconds if self._mean is None else self._mean + 0.2 * (seconds - self._mean)
             w.heard = now
             lines = blob.splitlines(keepends=True)  # JSON lines hold no raw CR or LF
             ok = _MSG_OK[0]
@@ -1851,6 +2215,7 @@ class _LocalPool:
     def _on_death(self, w: _Worker, outcomes: list[_Outcome]) -> None:
         self._on_messages(w, outcomes)  # results it sent before dying still count
         w.process.join()
+        w.process.kill()  # what its runs left in its process group
         if not w.ready:  # loading the runnable killed it: what it printed last says why
             last = _last_line(_capture_tmp(self.logs, w.process.pid))
             raise RunnableError(f"{self.runnable}: a worker died while loading it "
@@ -1862,6 +2227,13 @@ class _LocalPool:
         self._respawn(w)
 
     def _kill_overdue(self, outcomes: list[_Outcome]) -> None:
+        now = time.monotonic()
+        for w in self.workers:
+            if w and not w.ready and now - w.spawned >= self.load_timeout:
+                last = _last_line(_capture_tmp(self.logs, w.process.pid))
+                raise RunnableError(f"{self.runnable}: loading it in a worker took longer than "
+                                    f"{self.load_timeout:g}s (--load-timeout)"
+                                    + (f"; its last output: {last}" if last else ""))
         if self.timeout is None:
             return
         for w in list(self.workers):
@@ -1922,9 +2294,8 @@ class _LocalPool:
             deadline = time.monotonic() + (1.0 if kill else 5.0)
             for w in alive:
                 w.process.join(max(0.0, deadline - time.monotonic()))
-                if w.process.is_alive():
-                    w.process.kill()
-                    w.process.join()
+                w.process.kill()  # if still alive; and what its runs left in its group
+                w.process.join()
                 w.process.close()
                 _capture_tmp(self.logs, w.process.pid).unlink(missing_ok=True)
             self.workers = [None] * len(self.slots)
@@ -1972,23 +2343,26 @@ def _fatal_message(runnable: str, text: str) -> str:
 
 # ─── pool on a Dask cluster ──────────────────────────────────────────────────
 #
-#   driver ──client.submit(_dask_run, task, pure=False)──► scheduler ──► Dask worker
-#     ▲                                                                   │ thread
-#     └──── (status, journal line, log bytes) ◄── child process ◄─────────┘ (reused)
-#
-# driver: the only writer of the journal, as locally; keeps at most `capacity`
-#   futures in flight and blocks on distributed.wait(FIRST_COMPLETED).
+#   driver ──client.submit(_dask_run, batch of tasks)──► scheduler ──► Dask worker
+#     ▲                                                                │ thread
+#     └── per run: (status, journal line, log bytes); tasks not run ◄──┘ child process
+#                                                                        (reused)
+# driver: the only writer of the journal, as locally; keeps two batches in
+#   flight per Dask thread, each of about BATCH_SECONDS of runs once run
+#   times are known (one run per batch until then), and waits on one queue fed
+#   by the futures' callbacks, so that it also sees the scheduler go away.
 # Dask worker thread: owns one worker process started as the local pool
 #   starts its own (_Process; a daemonic Dask worker may not have
-#   multiprocessing children, a subprocess it may). It waits on the child's
-#   channel and death watch, so a crash or a timeout is seen at once and
-#   pinned on this run; a dead child is replaced next run.
+#   multiprocessing children, a subprocess it may). It sends the batch to the
+#   child and waits on the child's channel and death watch, reading from the
+#   shared state which run is in progress, so a crash or a timeout is pinned
+#   on that run; the runs after it come back unrun. A dead child is replaced.
 
 _DASK_CHILD: dict[int, _Child] = {}  # on a Dask worker: thread ident -> its child
 
 
 class _Child:
-    """A worker child process started with subprocess, talking over an inherited pipe."""
+    """A worker child process started with subprocess, talking over an inherited socket."""
 
     def __init__(self, runnable: str, label: str, gpu: str | None, runnable_hash: str,
                  names: list[str]):
@@ -1999,17 +2373,19 @@ class _Child:
             with _SigintHeld():
                 self.proc = _Process({"runnable": runnable, "worker": label, "gpu": gpu,
                                       "logs": str(self.logs), "runnable_hash": runnable_hash,
-                                      "names": names}, shared_state=False)
+                                      "names": names}, shared_state=True)
         except BaseException:
             import shutil
             shutil.rmtree(self.logs, ignore_errors=True)
             raise
         self.ready = False
+        self.spawned = time.monotonic()
+        self.started = 0  # runs it started, as its shared state counts them, before this batch
 
     def wait(self, timeout: float | None) -> bytes | None:
         """The child's next message; None on timeout; b"" when it died."""
         from multiprocessing.connection import wait
-        if not wait([self.proc.conn, self.proc.death], timeout):
+        if not wait([self.proc.conn, self.proc.death], _poll_seconds(timeout)):
             return None
         try:
             if self.proc.conn.poll():
@@ -2019,6 +2395,15 @@ class _Child:
         self.proc.join()
         return b""
 
+    def running(self) -> tuple[int, float]:
+        """(runs started, monotonic start of the latest): written by the child, read here."""
+        state = self.proc.state
+        while True:  # the worker writes start then count; read count, start, count
+            started = int(state[1])
+            since = state[0]
+            if int(state[1]) == started:
+                return started, since
+
     def close(self) -> None:
         import shutil
         self.proc.kill()
@@ -2027,10 +2412,23 @@ class _Child:
         shutil.rmtree(self.logs, ignore_errors=True)
 
 
-def _dask_run(runnable: str, file_name: str | None, task: tuple, runnable_hash: str,
-              timeout: float | None, pin_gpu: bool,
-              names: list[str]) -> tuple[bytes, bytes, bytes | None]:
-    """Runs on a Dask worker: one run in this thread's child; (kind, journal line, log)."""
+def _poll_seconds(timeout: float | None) -> float | None:
+    """A wait limit the system's poll accepts (waits of weeks overflow it)."""
+    return None if timeout is None else min(max(0.0, timeout), 86400.0)
+
+
+def _dask_run(runnable: str, file_name: str | None, batch: list[tuple], runnable_hash: str,
+              timeout: float | None, pin_gpu: bool, names: list[str],
+              load_timeout: float = 300.0) -> tuple[bytes, list, list[tuple], float]:
+    """Runs on a Dask worker: a batch of runs in this thread's child process.
+
+    Returns (kind, results, tasks not run, seconds the batch took here). kind is
+    b"" when runs were done, each result ``(offset in batch, status byte,
+    journal line, log bytes or None)``; or _MSG_REFUSED / _MSG_FATAL when the
+    runnable cannot be loaded, the results then ``[message, worker address]``.
+    A crash or a timeout ends the batch: the run in progress is blamed, the
+    runs after it, and those it had done but not yet reported, come back unrun.
+    """
     import threading
     from distributed import get_worker
     worker = get_worker()
@@ -2040,79 +2438,125 @@ def _dask_run(runnable: str, file_name: str | None, task: tuple, runnable_hash: 
     me = threading.get_ident()
     child = _DASK_CHILD.get(me)
     if child is not None and (child.key != (runnable, runnable_hash, gpu) or not child.proc.is_alive()):
-        child.close()
+        _DASK_CHILD.pop(me).close()
         child = None
     if child is None:
         child = _DASK_CHILD[me] = _Child(runnable, worker.address, gpu, runnable_hash, names)
     while not child.ready:
-        msg = child.wait(None)
-        if msg[:1] == _MSG_READY:
+        msg = child.wait(child.spawned + load_timeout - time.monotonic())
+        if msg is not None and msg[:1] == _MSG_READY:
             child.ready = True
+            break
+        if msg is None:
+            kind, text = _MSG_FATAL, (f"loading it took longer than {load_timeout:g}s "
+                                      "(--load-timeout)")
+        elif msg[:1] == _MSG_REFUSED:
+            kind, text = _MSG_REFUSED, msg[1:].decode()
         else:
-            if msg[:1] == _MSG_REFUSED:
-                kind, text = _MSG_REFUSED, msg[1:].decode()
-            else:
-                kind = _MSG_FATAL
-                text = msg[1:].decode() if msg[:1] == _MSG_FATAL else _signal_text(child.proc.exitcode)
-            _DASK_CHILD.pop(me).close()
-            return kind, text.encode(), worker.address.encode()
-    t = _Task(*task)
-    start = time.time()
-    child.proc.conn.send([task])
-    msg = child.wait(timeout)
-    if msg:
-        log_file = child.logs / f"{t.id}-{t.run}.log"
-        log_bytes = log_file.read_bytes() if log_file.exists() else None
-        log_file.unlink(missing_ok=True)
-        statuses, _, line = _read_results(msg)
-        return statuses[:1], line, log_bytes
-    if msg is None:  # still running at the deadline
-        child.proc.kill()
-        child.proc.join()
-        kind, error = _MSG_TIMEOUT, f"killed after --timeout {timeout:g}s"
-    else:
-        kind, error = _MSG_CRASHED, _signal_text(child.proc.exitcode)
-    kept = _salvage_log(child.logs, child.proc.pid, t, error)
-    log_bytes = kept.read_bytes() if kept else None
-    _DASK_CHILD.pop(me).close()
-    status = "timeout" if kind == _MSG_TIMEOUT else "crashed"
-    _, line = _entry(t, status, None, error, worker.address, gpu, start, time.time(),
-                     runnable_hash)
-    return kind, line, log_bytes
+            kind = _MSG_FATAL
+            text = msg[1:].decode() if msg[:1] == _MSG_FATAL else _signal_text(child.proc.exitcode)
+        _DASK_CHILD.pop(me).close()
+        return kind, [text, worker.address], [], 0.0
+    before = child.running()[0]  # runs the child had started before this batch
+    t0 = time.monotonic()
+    child.proc.conn.send(batch)
+    results: list[tuple[int, bytes, bytes, bytes | None]] = []
+    while len(results) < len(batch):
+        started, since = child.running()
+        in_progress = started > before + len(results)
+        wait_for = (None if not timeout else
+                    since + timeout - time.monotonic() if in_progress else timeout)
+        msg = child.wait(wait_for)
+        if msg:
+            statuses, _, blob = _read_results(msg)
+            for status, line in zip(statuses, blob.splitlines(keepends=True)):
+                results.append((len(results), bytes([status]), line,
+                                _take_log(child.logs, _Task(*batch[len(results)]))))
+            continue
+        started, since = child.running()
+        blamed = started - before - 1  # offset of the run in progress, if not reported
+        if msg is None and (blamed < len(results) or time.monotonic() - since < timeout):
+            continue  # nothing overdue at the deadline: look again
+        if msg is None:  # still running past the deadline
+            child.proc.kill()
+            child.proc.join()
+            kind, status, error = _MSG_TIMEOUT, "timeout", f"killed after --timeout {timeout:g}s"
+        else:
+            kind, status, error = _MSG_CRASHED, "crashed", _signal_text(child.proc.exitcode)
+        unrun = list(range(len(results), len(batch)))
+        if blamed >= len(results):
+            unrun.remove(blamed)
+            t = _Task(*batch[blamed])
+            _salvage_log(child.logs, child.proc.pid, t, error)
+            now = time.time()
+            _, line = _entry(t, status, None, error, worker.address, gpu,
+                             now - (time.monotonic() - since), now, runnable_hash)
+            results.append((blamed, kind, line, _take_log(child.logs, t)))
+        _DASK_CHILD.pop(me).close()
+        return b"", results, [batch[i] for i in unrun], time.monotonic() - t0
+    return b"", results, [], time.monotonic() - t0
+
+
+def _take_log(logs: Path, task: _Task) -> bytes | None:
+    """The bytes of a run's log file in a Dask child's folder, removed from it."""
+    log_file = logs / f"{task.id}-{task.run}.log"
+    try:
+        data = log_file.read_bytes()
+    except OSError:
+        return None
+    log_file.unlink(missing_ok=True)
+    return data
 
 
 class _DaskPool:
     """Runs on an existing Dask distributed scheduler; same interface as _LocalPool."""
 
+    #: Seconds of runs per batch once run times are known (one run per batch
+    #: until then): a scheduler round trip costs milliseconds.
+    BATCH_SECONDS = 0.1
+    MAX_BATCH = 4096
+    #: Seconds the scheduler may stay unreachable before the experiment stops.
+    LOST_AFTER = 30.0
+
     def __init__(self, runnable: _Runnable, *, address: str | None, scheduler_file: str | None,
                  security: str | None, logs: Path, runnable_hash: str,
                  timeout: float | None, workers: int | None, gpus_per_run: int | None,
-                 names: Iterable[str] = ()):
+                 names: Iterable[str] = (), load_timeout: float = 300.0, batching: bool = True):
+        import queue
+        self.batching = batching  # False: one run per task, no more in flight than slots
         self.runnable, self.logs, self.runnable_hash = runnable, logs, runnable_hash
         self.names = list(names)
         self.address, self.scheduler_file, self.security = address, scheduler_file, security
         self.timeout, self.workers, self.gpus_per_run = timeout, workers, gpus_per_run
+        self.load_timeout = load_timeout
         self.pending: deque[_Task] = deque()
-        self.futures: dict[Any, _Task] = {}  # in flight on the cluster
+        self.futures: dict[Any, list[_Task]] = {}  # in flight on the cluster: its batch
         self.capacity = 0
         self.startup_seconds = 0.0
         self.client = None
+        self._done: queue.SimpleQueue = queue.SimpleQueue()  # futures that ended, from callbacks
+        self._mean: float | None = None  # moving mean of run seconds: sets the batch size
+        self._single: set[tuple[int, int]] = set()  # runs sent alone after a lost batch
+        self._lost_at: float | None = None  # monotonic time the scheduler was last seen gone
+        self.where = address or scheduler_file  # the scheduler's address, once known
+        self._log_level = 0
 
     def start(self) -> None:
         t0 = time.monotonic()
         distributed = _extra("distributed", "--cluster", "dask")
+        where = self._check_where()
         security = _dask_security(self.security)
         if (self.address or "").startswith("tls://") and (security or _default_security()) \
                 .get_connection_args("client").get("ssl_context") is None:
             raise ExpError(f"--cluster {self.address}: no TLS settings for the client (give "
                            "--cluster-security FILE, or set them in Dask's configuration)")
-        try:
-            self.client = distributed.Client(
-                self.address, scheduler_file=self.scheduler_file, timeout="20s",
-                security=security, set_as_default=False)
-        except (OSError, TimeoutError, ValueError, TypeError) as e:
-            where = self.address or self.scheduler_file
-            raise ExpError(f"--cluster: cannot reach the Dask scheduler at {where}: {e}") from None
+        self.where = where
+        self.client = self._connect(distributed, security, where)
+        # The client's own account of a lost scheduler ("Failed to reconnect ...") would
+        # come before exp's one line; quiet while exp owns the client, restored on close.
+        import logging
+        self._log_level = logging.getLogger("distributed.client").level
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
         if self.runnable.file:
             self.client.upload_file(self.runnable.file, load=False)
         threads = sum(self.client.nthreads().values())
@@ -2120,13 +2564,67 @@ class _DaskPool:
             raise ExpError("--cluster: the scheduler has no workers (start some with "
                            "'dask worker ADDRESS', or give --workers)")
         self.capacity = self.workers or threads
-        # Completion order across futures, on the client's own event loop (not
-        # distributed.wait, which needs a process-wide default client).
-        self._completed = distributed.as_completed(loop=self.client.loop)
         self.startup_seconds = time.monotonic() - t0
 
+    def _check_where(self) -> str:
+        """The scheduler's address or file, checked before any connection is tried."""
+        if self.scheduler_file is not None:
+            path = self.scheduler_file
+            try:
+                with open(path, "rb") as f:
+                    info = json.loads(f.read() or b"null")
+            except OSError as e:
+                raise ExpError(f"--scheduler-file {path}: {e.strerror} (the file 'dask "
+                               "scheduler --scheduler-file FILE' writes)") from None
+            except ValueError:
+                info = None
+            if not isinstance(info, dict) or not isinstance(info.get("address"), str):
+                raise ExpError(f"--scheduler-file {path}: not a Dask scheduler file (JSON with "
+                               "the scheduler's \"address\")")
+            address = info["address"]
+        else:
+            address = self.address
+        from distributed.comm import registry
+        from distributed.comm.addressing import parse_address, parse_host_port
+        try:
+            scheme, location = parse_address(address)
+            if scheme not in registry.backends:
+                raise ValueError(f"unknown protocol {scheme!r} (valid protocols are "
+                                 f"{_quoted(sorted(registry.backends))})")
+            if scheme in ("tcp", "tls", "ws", "wss"):
+                parse_host_port(location)
+        except (ValueError, TypeError) as e:
+            raise ExpError(f"--cluster {address}: {e} (give tcp://HOST:PORT)") from None
+        return address
+
+    def _connect(self, distributed: Any, security: Any, where: str) -> Any:
+        try:
+            return distributed.Client(self.address, scheduler_file=self.scheduler_file,
+                                      timeout=f"{self.CONNECT_SECONDS}s", security=security,
+                                      set_as_default=False)
+        except (OSError, TimeoutError, ValueError, TypeError) as e:
+            message = f"--cluster: cannot reach the Dask scheduler at {where}: {e}"
+        finally:
+            # A client that failed to start closes now, while its event loop still runs;
+            # left to the garbage collector at exit it would wait, then print a traceback.
+            import gc
+            gc.collect()
+        raise ExpError(message)
+
+    #: Seconds to wait for the scheduler to answer when connecting.
+    CONNECT_SECONDS = 20
+
     def room(self) -> int:
-        return max(0, self.capacity - len(self.futures) - len(self.pending))
+        per_slot = self._batch() * 2 if self.batching else 1
+        return max(0, self.capacity * per_slot - self._in_flight() - len(self.pending))
+
+    def _in_flight(self) -> int:
+        return sum(len(b) for b in self.futures.values())
+
+    def _batch(self) -> int:
+        if self._mean is None or not self.batching:
+            return 1
+        return max(1, min(self.MAX_BATCH, int(self.BATCH_SECONDS / max(self._mean, 1e-6))))
 
     def submit(self, task: _Task) -> None:
         self.pending.append(task)
@@ -2139,44 +2637,94 @@ class _DaskPool:
         spec = (f"{self.runnable.file}:{self.runnable.function}" if self.runnable.file
                 else f"{self.runnable.module}:{self.runnable.function}")
         resources = {"GPU": self.gpus_per_run} if self.gpus_per_run else None
-        run = _by_name(_dask_run)
-        while self.pending:
-            task = self.pending.popleft()
+        size = self._batch()
+        while self.pending and len(self.futures) < self.capacity * (2 if self.batching else 1):
+            if (self.pending[0].id, self.pending[0].run) in self._single:
+                batch = [self.pending.popleft()]
+            else:
+                batch = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
             future = self.client.submit(
-                run, spec, file_name, (task.id, task.run, task.params), self.runnable_hash,
-                self.timeout, bool(self.gpus_per_run), self.names, pure=False, resources=resources,
-                key=f"exp-{task.id}-{task.run}-{os.urandom(4).hex()}")
-            self.futures[future] = task
-            self._completed.add(future)
+                _dask_run, spec, file_name, [(t.id, t.run, t.params) for t in batch], self.runnable_hash,
+                self.timeout, bool(self.gpus_per_run), self.names, self.load_timeout,
+                pure=False, resources=resources,
+                key=f"exp-{batch[0].id}-{batch[0].run}-{os.urandom(4).hex()}")
+            self.futures[future] = batch
+            future.add_done_callback(self._done.put)
 
     def wait(self) -> list[_Outcome]:
+        import queue
         self._dispatch()
-        done = self._completed.next_batch(block=True)
-        return [self._on_result(future, self.futures.pop(future)) for future in done]
+        while True:
+            try:
+                done = [self._done.get(timeout=1.0)]
+                break
+            except queue.Empty:
+                self._check_scheduler()
+        while True:  # and whatever else has ended meanwhile
+            try:
+                done.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        outcomes: list[_Outcome] = []
+        for future in done:
+            batch = self.futures.pop(future, None)
+            if batch is not None:
+                self._on_result(future, batch, outcomes)
+        return outcomes
 
-    def _on_result(self, future: Any, task: _Task) -> _Outcome:
+    def _learn(self, seconds: float) -> None:
+        self._mean = seconds if self._mean is None else self._mean + 0.2 * (seconds - self._mean)
+
+    def _check_scheduler(self) -> None:
+        """Stop, in LOST_AFTER seconds, an experiment whose scheduler is gone."""
+        status = getattr(self.client, "status", "closed")
+        if status == "running":
+            self._lost_at = None
+            return
+        now = time.monotonic()
+        self._lost_at = self._lost_at or now
+        if status in ("closed", "failed") or now - self._lost_at >= self.LOST_AFTER:
+            raise ExpError(f"--cluster: the Dask scheduler at {self.where} is gone (no answer for "
+                           f"{now - self._lost_at:.0f}s); the journal is whole: run the same "
+                           "command again once a scheduler is up to finish the runs left")
+
+    def _on_result(self, future: Any, batch: list[_Task], outcomes: list[_Outcome]) -> None:
+        """Journal what a batch did; put back what it did not run."""
         if future.status == "finished":
-            kind, line, log_bytes = future.result()
+            kind, results, unrun, seconds = future.result()
             if kind == _MSG_REFUSED:
-                raise RunnableError(line.decode())
-            if kind == _MSG_FATAL:  # then the third item is the Dask worker's address
+                raise RunnableError(results[0])
+            if kind == _MSG_FATAL:
                 hint = ("; a package.module runnable must be importable on every worker"
                         if self.runnable.module else "")
-                raise RunnableError(f"{_fatal_message(self.runnable.spec, line.decode())} "
-                                    f"(on Dask worker {log_bytes.decode()}{hint})")
-            if log_bytes:
-                (self.logs / f"{task.id}-{task.run}.log").write_bytes(log_bytes)
-            status = {_MSG_OK: "ok", _MSG_FAILED: "failed", _MSG_TIMEOUT: "timeout"}.get(kind, "crashed")
-            return _Outcome(task, status, line)
+                raise RunnableError(f"{_fatal_message(self.runnable.spec, results[0])} "
+                                    f"(on Dask worker {results[1]}{hint})")
+            for offset, status, line, log_bytes in results:
+                task = batch[offset]
+                if log_bytes:
+                    (self.logs / f"{task.id}-{task.run}.log").write_bytes(log_bytes)
+                outcomes.append(_Outcome(task, _DASK_STATUS.get(status, "crashed"), line))
+            self.pending.extendleft(reversed([_Task(*t) for t in unrun]))
+            if results:
+                self._learn(seconds / len(results))
+            return
         error = future.exception() if future.status == "error" else None
         if type(error).__name__ == "KilledWorker":
+            if len(batch) > 1:  # which of its runs killed the workers? Each alone will tell
+                self._single.update((t.id, t.run) for t in batch)
+                self.pending.extendleft(reversed(batch))
+                return
             status, text = "crashed", f"it killed the Dask workers that ran it ({error})"
-        else:
-            status, text = "failed", f"{type(error).__name__}: {error}" if error else future.status
+        elif error is not None:
+            status, text = "failed", f"{type(error).__name__}: {error}"
+        else:  # cancelled or lost with the scheduler: not a result, run it again
+            self.pending.extendleft(reversed(batch))
+            return
         now = time.time()
-        record, line = _entry(task, status, None, text, None, None, now, now,
-                              self.runnable_hash)
-        return _Outcome(task, status, line, record)
+        for task in batch:
+            record, line = _entry(task, status, None, text, None, None, now, now,
+                                  self.runnable_hash)
+            outcomes.append(_Outcome(task, status, line, record))
 
     def shutdown(self, *, kill: bool = False, meanwhile: Callable[[], None] | None = None) -> None:
         try:
@@ -2186,25 +2734,28 @@ class _DaskPool:
             self._close_client()
 
     def _close_client(self) -> None:
-        if self.client is None:
+        """Cancel what is in flight and close; quietly, even with the scheduler gone."""
+        client, self.client = self.client, None
+        if client is None:
             return
+        gone = getattr(client, "status", "closed") != "running"
         try:
-            if self.futures:
-                self.client.cancel(list(self.futures), force=True)
+            if self.futures and not gone:
+                client.cancel(list(self.futures), force=True)
+        except Exception:  # noqa: BLE001 - closing must not hide why the experiment stopped
+            pass
         finally:
             self.futures.clear()
-            self.client.close(timeout=10)
-            self.client = None
+            try:
+                client.close(timeout=2 if gone else 10)
+            except Exception:  # noqa: BLE001
+                pass
+            import logging
+            logging.getLogger("distributed.client").setLevel(self._log_level)
 
 
-def _by_name(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``func`` of the module ``exp`` when this file runs as ``__main__`` (``python -m
-    exp``): Dask then sends it by name to workers, which import exp, not by value."""
-    if __name__ != "__main__":
-        return func
-    import importlib
-    name = __spec__.name if __spec__ is not None else "exp"  # python -m pkg.exp: pkg.exp
-    return getattr(importlib.import_module(name), func.__name__)
+_DASK_STATUS = {_MSG_OK: "ok", _MSG_FAILED: "failed", _MSG_TIMEOUT: "timeout",
+                _MSG_CRASHED: "crashed"}
 
 
 def _default_security() -> Any:
@@ -2381,7 +2932,8 @@ def _drive(pool: Any, source: Any, journal: _Journal, progress: _Progress, *,
 def _header(command: str, setup: _Setup, **extra: Any) -> dict:
     """The journal's first line: what makes a later run the same experiment."""
     space_dict, runnable = setup.space.to_dict(), setup.runnable
-    return {"kind": "header", "exp": __version__, "command": command, "space": space_dict,
+    return {"kind": "header", "journal": _JOURNAL_FORMAT, "exp": __version__,
+            "command": command, "space": space_dict,
             "runnable": runnable.identity, "runnable_spec": runnable.spec,
             "runnable_hash": setup.runnable_hash,
             "fingerprint": _sha256(_dumps([space_dict, runnable.identity]).encode()),
@@ -2437,30 +2989,54 @@ def _prepare(space: ParamSpace | str | os.PathLike, runnable: str, *, workers: i
     else:
         slots = _slots(workers, gpus, per_gpu, gpus_per_run)
     name = name or (Path(space.filename).stem if space.filename else "exp")
-    if not name or "/" in name or name.startswith(".") or len(name) > 200 \
-            or not name.isprintable():
-        raise ExpError(f"--name must be a plain file name of at most 200 characters, "
-                       f"got {name!r}")
+    _check_name(name)
     return _Setup(space, target, slots, Path(out), name, target.source_hash(), remote, workers)
+
+
+#: Bytes of an experiment's name: what file names built from it add
+#: (".NAME.csv.PID.tmp", "NAME_evaluations.png", "NAME.old-K.logs") stays
+#: under the 255 bytes most file systems allow.
+_MAX_NAME_BYTES = 200
+
+
+def _check_name(name: str) -> None:
+    try:
+        size = len(os.fsencode(name))
+    except UnicodeError:
+        size = _MAX_NAME_BYTES + 1
+    if not name or "/" in name or name.startswith(".") or size > _MAX_NAME_BYTES \
+            or not name.isprintable():
+        raise ExpError(f"--name must be a plain file name of at most {_MAX_NAME_BYTES} bytes, "
+                       f"got {name!r}" + (f" ({size} bytes)" if size > _MAX_NAME_BYTES else ""))
 
 
 def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float | None,
               cancel: bool, quiet: bool, total: int, label: str = "",
-              progress: _Progress | None = None) -> tuple[bool, _Progress]:
+              progress: _Progress | None = None,
+              load_timeout: float = 300.0) -> tuple[bool, _Progress]:
     """Start workers, drive the source to its end, stop workers; Ctrl-C safe.
 
     ``progress`` may be given by a caller that adds to its line (``extra``).
     """
     _check_timeout(timeout)
+    _check_timeout(load_timeout, "--load-timeout")
+    _std_fds()
     try:
         setup.logs.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ExpError(f"cannot create the log folder {setup.logs}: {e.strerror}") from None
-    pool = _make_pool(setup, timeout=timeout, batching=source.batching)
+    pool = _make_pool(setup, timeout=timeout, batching=source.batching,
+                      load_timeout=load_timeout)
     progress = progress or _Progress(total, quiet=quiet, label=label)
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous is not None and _is_main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupted)
+    # SIGTERM, and SIGHUP (the terminal closed) unless it is ignored (nohup), end the
+    # experiment as Ctrl-C does: workers stopped, journal whole, exit 130.
+    previous = {}
+    if _is_main_thread():
+        for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            old = signal.getsignal(signum) if signum is not None else None
+            if old is not None and old is not signal.SIG_IGN:
+                previous[signum] = old
+                signal.signal(signum, _raise_interrupted)
     completed = False
     try:
         pool.start()
@@ -2471,24 +3047,26 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
         # it too, for the paths that never reach this).
         pool.shutdown(kill=not completed, meanwhile=journal.close)
         progress.close()
-        if previous is not None and _is_main_thread():
-            signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
     return completed, progress
 
 
-def _check_timeout(timeout: float | None) -> None:
-    if timeout is not None and not 0 < timeout < math.inf:
-        raise ExpError(f"--timeout must be a number of seconds > 0, got {timeout}")
+def _check_timeout(timeout: float | None, flag: str = "--timeout") -> None:
+    if timeout is not None and not (_is_number(timeout) and 0 < timeout < math.inf):
+        raise ExpError(f"{flag} must be a number of seconds > 0, got {timeout}")
 
 
-def _make_pool(setup: _Setup, *, timeout: float | None, batching: bool) -> Any:
+def _make_pool(setup: _Setup, *, timeout: float | None, batching: bool,
+               load_timeout: float) -> Any:
     if setup.cluster is not None:
         return _DaskPool(setup.runnable, logs=setup.logs, runnable_hash=setup.runnable_hash,
-                         timeout=timeout, workers=setup.workers,
-                         names=setup.space.param_names(), **setup.cluster)
+                         timeout=timeout, workers=setup.workers, batching=batching,
+                         names=setup.space.param_names(), load_timeout=load_timeout,
+                         **setup.cluster)
     return _LocalPool(setup.runnable.spec, setup.slots, logs=setup.logs,
                       runnable_hash=setup.runnable_hash, timeout=timeout, batching=batching,
-                      names=setup.space.param_names())
+                      names=setup.space.param_names(), load_timeout=load_timeout)
 
 
 def _is_main_thread() -> bool:
@@ -2534,8 +3112,8 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
                    seed: int | None = None, fresh: bool = False, retry_failed: bool = False,
                    cancel: bool = False, config_ids: list[int] | None = None,
                    quiet: bool = False, cluster: str | None = None,
-                   scheduler_file: str | None = None,
-                   cluster_security: str | None = None) -> list[dict[str, Any]]:
+                   scheduler_file: str | None = None, cluster_security: str | None = None,
+                   load_timeout: float = 300.0) -> Records:
     """Run every configuration of ``space`` (``runs`` times) and return the records.
 
     Results go to ``OUT/NAME.jsonl`` as each run ends; calling again with the
@@ -2559,28 +3137,63 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
     header = _header("run", setup, seed=space.seed, runs=runs)
     journal = _Journal(setup.journal_path, header, fresh=fresh, inherit=("seed",) if drawn else ())
     space.seed = journal.header.get("seed", space.seed)
+    size = space.size
+
+    def belongs(r: dict) -> bool:
+        return 0 <= r["id"] < size and r["run"] <= runs
+
     try:
         done = {(r["id"], r["run"]) for r in _latest(journal.records)
                 if r["status"] == "ok" or not retry_failed}
         tasks, total = _grid_tasks(space, runs, done, config_ids)
         source = _GridSource(tasks)
         completed, progress = _run_pool(setup, source, journal, timeout=timeout, cancel=cancel,
-                                        quiet=quiet, total=total)
+                                        quiet=quiet, total=total, load_timeout=load_timeout)
     except BaseException:
-        _finish(setup, journal, None, quiet=True, reread=True)
+        _finish(setup, journal, None, quiet=True, reread=True, belongs=belongs)
         raise
-    return _finish(setup, journal, progress, quiet=quiet)
+    records = _finish(setup, journal, progress, quiet=quiet, belongs=belongs)
+    ids = set(config_ids) if config_ids is not None else None
+    records.complete = completed and (len(ids) if ids is not None else size) * runs == sum(
+        r["status"] == "ok" and (ids is None or r["id"] in ids) for r in records)
+    return records
+
+
+class Records(list):
+    """The records of an experiment (the latest of each ``(id, run)``, in that order).
+
+    ``complete`` is True when every run the call asked for ended ``ok``.
+    """
+
+    complete: bool = False
+    journal: Path | None = None
 
 
 def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None, *, quiet: bool,
-            objective: str | None = None, maximize: bool = False,
-            reread: bool = False) -> list[dict[str, Any]]:
+            objective: str | None = None, maximize: bool = False, reread: bool = False,
+            belongs: Callable[[dict], bool] | None = None) -> Records:
     """Close the journal and rewrite the CSV from it; print the summary; return the records.
 
     ``reread`` (after an exception) takes the records from the file, not from memory.
+    ``belongs`` tells the records of this experiment from others a journal may
+    hold (edited by hand, or of a space that has changed): those are left out.
     """
     journal.close()
-    records = journal.all_records(reread=reread)
+    if reread and journal.discard():  # it failed before any run ended: nothing to keep
+        try:
+            setup.logs.rmdir()
+        except OSError:
+            pass
+        return Records()
+    records = Records(journal.all_records(reread=reread))
+    records.journal = setup.journal_path
+    if belongs is not None:
+        others = [r for r in records if not belongs(r)]
+        if others:
+            records[:] = [r for r in records if belongs(r)]
+            _log().warning("%s: %d record(s) are not runs of this experiment (ids outside the "
+                           "space, or runs beyond --runs): left out of the summary and the table",
+                           setup.journal_path, len(others))
     try:
         write_csv(records, setup.out / f"{setup.name}.csv")
     except OSError as e:
@@ -2617,7 +3230,7 @@ class _Progress:
         self.extra = ""  # set by gopt: best value, optimiser time
         self._t0 = time.monotonic()
         self._last = self._t0
-        self._tty = sys.stderr.isatty()
+        self._tty = _isatty(sys.stderr)
         self._every = 0.1 if self._tty else 10.0
 
     def add(self, outcome: _Outcome) -> None:
@@ -2659,6 +3272,13 @@ class _Progress:
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self._t0
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, OSError, ValueError):  # None (launched with 2>&-), or closed
+        return False
 
 
 def _score(result: Any, objective: str | None) -> float | None:
@@ -2732,6 +3352,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--per-gpu", type=int, default=1, metavar="K", help="K runs share each GPU")
     g.add_argument("--gpus-per-run", type=int, default=1, metavar="M", help="M GPUs per run")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="kill a run after this long")
+    p.add_argument("--load-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="stop if a worker takes longer to import the runnable (default 300)")
     p.add_argument("--out", default=".", metavar="DIR", help="where NAME.jsonl, NAME.csv and "
                    "NAME.logs/ go (default: .)")
     p.add_argument("--name", metavar="NAME", help="experiment name (default: the param file's "
@@ -2818,12 +3440,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         out=args.out, name=args.name, seed=args.seed, fresh=args.fresh,
         retry_failed=args.retry_failed, cancel=args.cancel, config_ids=args.config_ids,
         quiet=args.quiet, cluster=args.cluster, scheduler_file=args.scheduler_file,
-        cluster_security=args.cluster_security)
-    size = ParamSpace(args.params, seed=args.seed).size
-    wanted = set(args.config_ids) if args.config_ids else None
-    ok = sum(r["status"] == "ok" and r["run"] <= args.runs and 0 <= r["id"] < size
-             and (wanted is None or r["id"] in wanted) for r in records)
-    return EXIT_OK if ok == args.runs * (len(wanted) if wanted else size) else EXIT_NOT_OK
+        cluster_security=args.cluster_security, load_timeout=args.load_timeout)
+    return EXIT_OK if records.complete else EXIT_NOT_OK
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
@@ -2831,6 +3449,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
     header, records, skipped = _load_journal(path)
     if header is None:
         raise JournalError(f"{path}: not an exp journal (its first line is no exp header)")
+    _check_format(path, header)
     _warn_skipped(path, skipped)
     records = _latest(records)
     objective = args.objective or header.get("objective")  # gopt records what it optimised
@@ -2861,10 +3480,27 @@ def _log_to_stderr() -> None:
         log.setLevel(logging.WARNING)
 
 
+def _std_streams() -> None:
+    """For the command: standard streams that exist, and output that never fails on
+    text a run returned (a lone surrogate from a file name is written escaped)."""
+    _std_fds()
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        if stream is None:  # Python started with the descriptor closed
+            setattr(sys, name, open(fd, "w", encoding="utf-8", errors="backslashreplace",
+                                    closefd=False))
+        else:
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (AttributeError, ValueError, OSError):
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``exp`` command; returns the exit code (0 all ok, 1 some not ok, 2 bad input, 130 ^C)."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_DFL and _is_main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, we clean up
+    _std_streams()
     try:
         try:
             args = _parser().parse_args(argv)
@@ -2898,6 +3534,3 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "exp":
     sys.modules.setdefault("exp.params", sys.modules[__name__])
     sys.modules.setdefault("exp.args", sys.modules[__name__])
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -97,6 +97,7 @@ class _Mapping:
                 self.fixed[name] = spec["value"]
                 continue
             domain = space.domain(name)
+            _check_domain(domain, space.filename)
             if domain.type is exp.Types.LIST:
                 if len(domain.values) == 1:
                     self.fixed[name] = domain.values[0]
@@ -143,6 +144,33 @@ class _Mapping:
                 v = int(v)
             point.append(float(v) if isinstance(dim, Real) else v)
         return point
+
+
+#: Integers beyond this lose their last digits on the way through the optimiser's floats.
+_MAX_INT = 2 ** 53
+
+
+def _check_domain(domain: exp.Domain, file: str | None) -> None:
+    """Bounds the optimiser can represent: integers exactly, a width that is finite."""
+    if domain.type not in (exp.Types.RANGE, exp.Types.RANDOM):
+        return
+    low, high = domain.low, domain.high
+    if domain.dtype is exp.DTypes.INT and not -_MAX_INT <= low < high <= _MAX_INT:
+        raise exp.ParamError(f"exp gopt needs integer bounds within ±2**53, got [{low}, {high}] "
+                             "(use a float range, or a log-uniform one)", file=file,
+                             param=domain.name)
+    if not math.isfinite(float(high) - float(low)):
+        raise exp.ParamError(f"exp gopt needs bounds whose width is a finite float, got "
+                             f"[{low!r}, {high!r}]", file=file, param=domain.name)
+
+
+def _numpy_seed(seed: int) -> int:
+    """A seed numpy takes (0 to 2**32 - 1) for any integer: the same one when it is in
+    that range, else one derived from it (negative and huge seeds never collide)."""
+    if 0 <= seed < 2 ** 32:
+        return seed
+    entropy = 2 * seed if seed >= 0 else -2 * seed - 1  # the integers onto the naturals
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -687,12 +715,12 @@ def _warm_points(paths: Iterable[str | os.PathLike], mapping: _Mapping,
 
 
 def _run(setup: exp._Setup, source: _Source, journal: exp._Journal, *, timeout: float | None,
-         cancel: bool, quiet: bool, total: int) -> tuple[bool, exp._Progress]:
+         cancel: bool, quiet: bool, total: int, load_timeout: float) -> tuple[bool, exp._Progress]:
     """exp's pool and loop, with the optimiser's status on the progress line."""
     progress = exp._Progress(total, quiet=quiet, label="gopt ")
     source.progress = progress
     return exp._run_pool(setup, source, journal, timeout=timeout, cancel=cancel, quiet=quiet,
-                         total=total, progress=progress)
+                         total=total, progress=progress, load_timeout=load_timeout)
 
 
 # ─── library API ─────────────────────────────────────────────────────────────
@@ -758,8 +786,8 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
              name: str | None = None, seed: int | None = None, fresh: bool = False,
              retry_failed: bool = False, cancel: bool = False,
              quiet: bool = False, cluster: str | None = None,
-             scheduler_file: str | None = None,
-             cluster_security: str | None = None) -> GoptResult:
+             scheduler_file: str | None = None, cluster_security: str | None = None,
+             load_timeout: float = 300.0) -> GoptResult:
     """Minimise (or, with ``maximize``, maximise) what ``runnable`` returns over ``space``.
 
     Runs ``n`` evaluations in all, those already in ``OUT/NAME.jsonl``
@@ -781,13 +809,13 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
                          cluster=cluster, scheduler_file=scheduler_file,
                          cluster_security=cluster_security)
     mapping = _Mapping(setup.space)
-    drawn = seed if seed is not None else int(np.random.SeedSequence().entropy % 2 ** 32)
+    drawn = _numpy_seed(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2 ** 32)
     extra = {"seed": seed} if seed is not None else {}
     header = exp._header("gopt", setup, optimizer_seed=drawn,
                          objective=objective, maximize=maximize, **extra)
     journal = exp._Journal(setup.journal_path, header, fresh=fresh)
     try:
-        opt_seed = journal.header.get("optimizer_seed", drawn)
+        opt_seed = _numpy_seed(journal.header.get("optimizer_seed", drawn))
         opt = _Optimizer(mapping.dims, surrogate=surrogate, acquisition=acquisition,
                          kappa=kappa, xi=xi, liar=liar, seed=opt_seed)
         warm = _warm_points(warm_start, mapping, objective, maximize)
@@ -809,7 +837,7 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
         completed, progress = True, None
         if total:
             completed, progress = _run(setup, source, journal, timeout=timeout, cancel=cancel,
-                                       quiet=quiet, total=total)
+                                       quiet=quiet, total=total, load_timeout=load_timeout)
     except BaseException:
         exp._finish(setup, journal, None, quiet=True, reread=True)
         raise
@@ -1062,6 +1090,6 @@ def main(args: argparse.Namespace) -> int:
         out=args.out, name=args.name, seed=args.seed, fresh=args.fresh,
         retry_failed=args.retry_failed, cancel=args.cancel, quiet=args.quiet,
         cluster=args.cluster, scheduler_file=args.scheduler_file,
-        cluster_security=args.cluster_security)
+        cluster_security=args.cluster_security, load_timeout=args.load_timeout)
     all_ok = result.completed and all(e.status == "ok" for e in result.evaluations)
     return exp.EXIT_OK if all_ok else exp.EXIT_NOT_OK

@@ -630,7 +630,10 @@ def test_sigint_while_many_workers_start_is_quiet_and_leaves_nothing(tmp_path):
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=20)
         assert proc.returncode in (130, -signal.SIGINT), (delay, err)
-        assert "Traceback" not in err and "EOFError" not in err, (delay, err)
+        # A Ctrl-C while the interpreter itself starts (compiling exp.py where byte
+        # code is not cached) ends it by Python's default handler, before exp runs.
+        assert "Traceback" not in err or 'exp.py"' not in err, (delay, err)
+        assert "EOFError" not in err, (delay, err)
         time.sleep(0.2)  # let the kernel reap what the driver killed
         assert not alive_in_group(proc.pid), delay
 
@@ -1019,7 +1022,7 @@ def test_runnable_the_source_cannot_show_is_checked_in_the_worker(tmp_path):
     assert (out.returncode, out.stderr.strip()) == (
         2, "exp: error: job.py: <lambda>() does not accept the parameter 'x' of the space (add "
            "it to the signature or add **kwargs)")
-    assert exp.read_journal(tmp_path / "s.jsonl") == []
+    assert not (tmp_path / "s.jsonl").exists()  # nothing ran: no journal is left behind
 
 
 @pytest.mark.timeout(90)
