@@ -272,3 +272,109 @@ def test_tls_scheduler_with_cluster_security_file(tmp_path):
     assert bare.returncode == 2 and len(bare.stderr.strip().splitlines()) == 1, bare.stderr
     assert bare.stderr.startswith("exp: error: --cluster tls://127.0.0.1:")
     assert "no TLS settings for the client (give --cluster-security FILE" in bare.stderr
+
+
+def start_scheduler(tmp_path: Path, workers: int = 2) -> tuple[list[subprocess.Popen], Path]:
+    """`dask scheduler` and `dask worker` programs on 127.0.0.1, as a user starts them."""
+    sched_file = tmp_path / f"scheduler-{time.monotonic_ns()}.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler",
+                               "--host", "127.0.0.1", "--port", "0", "--dashboard-address",
+                               "127.0.0.1:0", "--scheduler-file", str(sched_file)], cwd=tmp_path,
+                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    deadline = time.monotonic() + 60
+    while not sched_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for _ in range(workers):
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+             str(sched_file), "--nthreads", "1", "--host", "127.0.0.1", "--dashboard-address",
+             "127.0.0.1:0"], cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL))
+    with distributed.Client(scheduler_file=str(sched_file), timeout=60) as client:
+        client.wait_for_workers(workers, timeout=60)
+    return procs, sched_file
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=20)
+
+
+@pytest.mark.timeout(240)
+def test_scheduler_death_stops_in_bounded_time_and_the_rerun_finishes(tmp_path):
+    """The scheduler is killed mid-experiment: one line within LOST_AFTER seconds, exit 2,
+    only finished runs journaled (none as 'cancelled'); the same command against a new
+    scheduler finishes exactly what is missing."""
+    space(tmp_path, 40)
+    write(tmp_path / "job.py", "import time\ndef run(x):\n    time.sleep(0.4)\n    return x\n")
+    procs, sched_file = start_scheduler(tmp_path)
+    try:
+        args = [sys.executable, "-m", "exp", "run", "-p", "s.toml", "-m", "job.py", "-q"]
+        driver = subprocess.Popen([*args, "--scheduler-file", str(sched_file)], cwd=tmp_path,
+                                  env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        journal = tmp_path / "s.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not journal.exists()
+                                               or len(journal.read_text().splitlines()) < 5):
+            time.sleep(0.05)
+        procs[0].kill()
+        t0 = time.monotonic()
+        _, err = driver.communicate(timeout=exp._DaskPool.LOST_AFTER + 30)
+        assert time.monotonic() - t0 < exp._DaskPool.LOST_AFTER + 5
+        assert driver.returncode == 2, err
+        assert err.startswith("exp: error: --cluster: the Dask scheduler at ") and \
+            "is gone" in err and len(err.strip().splitlines()) == 1, err
+        records = exp.read_journal(journal)
+        assert 4 <= len(records) < 40 and all(r["status"] == "ok" for r in records)
+    finally:
+        stop(procs)
+    procs, sched_file = start_scheduler(tmp_path)
+    try:
+        out = subprocess.run([*args, "--scheduler-file", str(sched_file)], cwd=tmp_path, env=ENV,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+    finally:
+        stop(procs)
+    lines = [json.loads(line) for line in journal.read_text().splitlines()[1:]]
+    assert sorted((r["id"], r["run"]) for r in lines) == [(i, 1) for i in range(40)]
+
+
+@pytest.mark.timeout(120)
+def test_bad_scheduler_addresses_and_files_are_one_line_at_once(tmp_path):
+    space(tmp_path, 2)
+    write(tmp_path / "job.py", "def run(x):\n    return x\n")
+    (tmp_path / "empty.json").write_text("")
+    (tmp_path / "garbage.json").write_text("{not json")
+    cases = [
+        (["--cluster", "tcp://127.0.0.1"], "--cluster tcp://127.0.0.1: missing port number"),
+        (["--cluster", "nonsense://x"], "--cluster nonsense://x: unknown protocol 'nonsense'"),
+        (["--scheduler-file", "missing.json"], "--scheduler-file missing.json: No such file"),
+        (["--scheduler-file", "empty.json"], "--scheduler-file empty.json: not a Dask scheduler"),
+        (["--scheduler-file", "garbage.json"], "--scheduler-file garbage.json: not a Dask"),
+    ]
+    for extra, start in cases:
+        t0 = time.monotonic()
+        out = subprocess.run([sys.executable, "-m", "exp", "run", "-p", "s.toml", "-m", "job.py",
+                              *extra], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                             timeout=60)
+        assert time.monotonic() - t0 < 10, extra
+        assert out.returncode == 2 and out.stderr.startswith("exp: error: " + start), out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+@pytest.mark.timeout(120)
+def test_short_runs_go_to_dask_in_batches_with_crashes_pinned_on_their_run(tmp_path, cluster):
+    space(tmp_path, 2000)
+    write(tmp_path / "job.py", "import os\ndef run(x):\n    if x in (700, 1500):\n"
+                               "        os._exit(3)\n    return x\n")
+    records = exp.run_experiment(tmp_path / "s.toml", str(tmp_path / "job.py"), quiet=True,
+                                 out=tmp_path, cluster=cluster)
+    assert len(records) == 2000
+    assert [r["id"] for r in records if r["status"] != "ok"] == [700, 1500]
+    assert records[700]["error"] == "worker exited with code 3"
+    starts = sorted(r["start"] for r in records)
+    assert starts[-1] - starts[0] < 20  # one scheduler round trip per run would take longer
