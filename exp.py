@@ -22,14 +22,14 @@ needs the ``gopt`` extra; running on a Dask cluster needs the ``dask`` extra.
 
 from __future__ import annotations
 
-__version__ = "0.3.0"
+__version__ = "1.0.0"
 
 __all__ = [
     "ParamSpace", "Types", "DTypes", "Domain",
-    "Param", "ParamDict", "Namespace", "as_bool", "as_int",
+    "Param", "ParamDict", "Namespace", "as_bool", "as_int", "convert_type",
     "ExpError", "ParamError", "ParamDecodeError", "RunnableError", "JournalError",
     "load_runnable", "run_experiment", "Records", "read_journal", "write_csv", "summarize",
-    "visible_gpus", "gpu_slots",
+    "visible_gpus", "free_gpus", "gpu_slots",
     "main",
 ]
 
@@ -95,15 +95,38 @@ class Types(str, enum.Enum):
     RANGE = "range"
     RANDOM = "random"
 
+    @staticmethod
+    def from_str(value: str, case_sensitive: bool = False) -> Types:
+        """The type named ``value`` (any case unless ``case_sensitive``), as exp 0.5 had it."""
+        text = str(getattr(value, "value", value))
+        try:
+            return Types(text if case_sensitive else text.lower())
+        except ValueError:
+            raise ValueError(f"unknown type {value!r} (valid types are {_quoted(Types)})") from None
+
 
 class DTypes(str, enum.Enum):
-    """Numeric types of range and random parameters."""
+    """Numeric types of range and random parameters; list and value ones are categorical."""
 
     INT = "int"
     FLOAT = "float"
+    CATEGORICAL = "categorical"
+
+    @staticmethod
+    def from_type(dtype: type | str, case_sensitive: bool = False) -> DTypes:
+        """The dtype of ``int``, ``float`` or a name (``"int"``, ``"categorical"``...)."""
+        if isinstance(dtype, DTypes):
+            return dtype
+        text = {int: "int", float: "float"}.get(dtype, dtype) if isinstance(dtype, type) else dtype
+        try:
+            return DTypes(str(text) if case_sensitive else str(text).lower())
+        except ValueError:
+            raise ValueError(f"unknown dtype {dtype!r} (valid dtypes are {_quoted(DTypes)})") \
+                from None
 
 
 _PRIORS = ("uniform", "log-uniform")
+_NUMERIC = ("int", "float")  # the dtypes a param file may give
 #: Most values one parameter may take in a grid (each is held in memory).
 _MAX_VALUES = 1_000_000
 _KEYS = {
@@ -114,7 +137,10 @@ _KEYS = {
 }
 #: Keys exp adds to a configuration; a space may not define them.
 _RESERVED = ("id", "run", "worker", "gpu")
-STATUSES = ("ok", "failed", "timeout", "crashed")
+#: What exp passes a runnable that accepts it: those, and exp 0.5's name of the worker
+#: index, "pid" (a parameter of that name is passed instead).
+_PASSED = (*_RESERVED, "pid")
+STATUSES = ("ok", "pruned", "failed", "timeout", "crashed")
 EXIT_OK, EXIT_NOT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The journal's format (its header's "journal"; 1 when absent). A journal of a
 #: newer format is refused, never misread.
@@ -311,14 +337,20 @@ def _extra(module: str, feature: str, extra: str) -> Any:
     except ImportError as e:
         missing = getattr(e, "name", None) or module
         raise ExpError(f"{feature} needs the {extra} extra ({missing} is missing): "
-                       f"pip install 'exp[{extra}]'") from None
+                       f"pip install 'exp[{extra}]' (from a clone of exp: pip install "
+                       f"'.[{extra}]')") from None
 
 
 # ─── parameter space ─────────────────────────────────────────────────────────
 
 
 class Domain(NamedTuple):
-    """What an optimiser needs of one parameter (bounds both ends included)."""
+    """What an optimiser needs of one parameter (bounds both ends included).
+
+    Also read as exp 0.5's dict: ``domain["domain"]`` (the values of a list or
+    value, else ``[low, high]``), ``domain["dtype"]`` ("int", "float" or
+    "categorical") and, for ranges and random parameters, ``domain["prior"]``.
+    """
 
     name: str
     type: Types
@@ -327,6 +359,20 @@ class Domain(NamedTuple):
     high: float | int | None = None
     prior: str = "uniform"
     values: tuple = ()
+
+    def _as_dict(self) -> dict[str, Any]:
+        if self.type in (Types.VALUE, Types.LIST):
+            return {"domain": list(self.values), "dtype": DTypes.CATEGORICAL.value}
+        return {"domain": [self.low, self.high], "dtype": self.dtype.value, "prior": self.prior}
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._as_dict()[key] if isinstance(key, str) else tuple.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._as_dict().get(key, default)
+
+    def keys(self) -> list[str]:
+        return list(self._as_dict())
 
 
 class ParamSpace:
@@ -344,7 +390,12 @@ class ParamSpace:
         self.params: dict[str, dict[str, Any]] = {}
         if filename is not None:
             for name, spec in _read_toml(self.filename).items():
-                self._add(name, spec)
+                try:
+                    self._add(name, spec)
+                except ParamDecodeError:
+                    raise
+                except ParamError as e:  # every problem of a file is a decode error (exp 0.5)
+                    raise ParamDecodeError(e.reason, file=e.file, param=e.param) from None
 
     # building
     def add_value(self, name: str, value: Any) -> None:
@@ -353,15 +404,16 @@ class ParamSpace:
     def add_list(self, name: str, values: Iterable[Any]) -> None:
         self._add(name, {"type": "list", "value": list(values)})
 
-    def add_range(self, name: str, low: float, high: float, step: float = 1,
+    def add_range(self, name: str, low: float = 0, high: float = 1, step: float = 1,
                   dtype: type | str = float) -> None:
         self._add(name, {"type": "range", "bounds": [low, high], "step": step,
                          "dtype": _dtype_name(dtype)})
 
     def add_random(self, name: str, low: float = 0, high: float = 1, prior: str = "uniform",
-                   dtype: type | str = float, n: int = 1, persist: bool = False) -> None:
+                   dtype: type | str = float, n: int | None = 1, persist: bool = False) -> None:
         self._add(name, {"type": "random", "bounds": [low, high], "prior": prior,
-                         "dtype": _dtype_name(dtype), "n": n, "persist": persist})
+                         "dtype": _dtype_name(dtype), "n": 1 if n is None else n,
+                         "persist": persist})
 
     def _add(self, name: str, spec: Any) -> None:
         spec = _validate(name, spec, self.filename)
@@ -373,8 +425,43 @@ class ParamSpace:
     def param_names(self) -> list[str]:
         return list(self.params)
 
-    def get_param(self, name: str) -> dict[str, Any]:
+    def get_spec(self, name: str) -> dict[str, Any]:
+        """The parameter's table, every default filled in (a copy)."""
         return dict(self._spec(name))
+
+    def get_param(self, name: str, type: Types | str | None = None) -> Any:
+        """The parameter's values, as exp 0.5 gave them: a value's value, a list, the
+        values of a range, or ``n`` fresh draws of a random parameter.
+
+        ``type`` (optional) must be the parameter's type.
+        """
+        spec = self._spec(name)
+        if type is not None and Types.from_str(type) is not Types(spec["type"]):
+            raise ParamError(f"has type {spec['type']!r}, not {Types.from_str(type).value!r}",
+                             file=self.filename, param=name)
+        if spec["type"] == "value":
+            return spec["value"]
+        if spec["type"] == "list":
+            return list(spec["value"])
+        return _values(spec, self._rng)
+
+    def get_value(self, name: str) -> Any:
+        return self.get_param(name, Types.VALUE)
+
+    def get_list(self, name: str, unique: bool = False) -> list[Any]:
+        values = self.get_param(name, Types.LIST)
+        return list(dict.fromkeys(values)) if unique else values
+
+    def get_range(self, name: str) -> list[Any]:
+        return self.get_param(name, Types.RANGE)
+
+    def get_random(self, name: str) -> list[Any]:
+        """``n`` values drawn afresh from the parameter's prior."""
+        return self.get_param(name, Types.RANDOM)
+
+    def sample_param(self, name: str) -> Any:
+        """One value of the parameter at random (a random one drawn afresh)."""
+        return self._rng.choice(_values(self._spec(name), self._rng))
 
     def domain(self, name: str) -> Domain:
         spec = self._spec(name)
@@ -395,6 +482,9 @@ class ParamSpace:
 
     @property
     def size(self) -> int:
+        """Configurations of the grid (0 for a space without parameters)."""
+        if not self.params:
+            return 0
         return math.prod(_count(spec) for spec in self.params.values())
 
     def __len__(self) -> int:
@@ -425,7 +515,7 @@ class ParamSpace:
         """Every configuration, ``runs`` times each: dicts with ``id`` and ``run``."""
         if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
             raise ParamError(f"runs must be an integer >= 1, got {runs!r}")
-        return _grid(self.grid_values(), runs)
+        return _grid(self.grid_values(), runs) if self.params else iter(())
 
     def config(self, cid: int, values: dict[str, list[Any]] | None = None) -> dict[str, Any]:
         """Configuration ``cid`` of the grid, computed directly (mixed radix)."""
@@ -440,8 +530,7 @@ class ParamSpace:
 
     def sample_space(self) -> dict[str, Any]:
         """One random configuration (random parameters drawn afresh)."""
-        return {name: self._rng.choice(_values(spec, self._rng))
-                for name, spec in self.params.items()}
+        return {name: self.sample_param(name) for name in self.params}
 
     # writing
     def write(self, path: str | os.PathLike) -> None:
@@ -453,24 +542,32 @@ class ParamSpace:
             lines.append("")
         Path(path).write_text("\n".join(lines), encoding="utf-8")
 
-    def write_configs(self, path: str | os.PathLike, runs: int = 1) -> None:
-        """One CSV row per configuration and run: id, run, then the parameters."""
+    def write_configs(self, output_path: str | os.PathLike = "params.csv", runs: int = 1) -> None:
+        """One CSV row per configuration and run: id, run, then the parameters.
+
+        Random values are those of a grid drawn now: give the space a seed for
+        the values an experiment with that seed runs.
+        """
         import csv
-        with open(path, "w", newline="", encoding="utf-8") as f:
+        with open(output_path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["id", "run", *self.params])
             for config in self.param_grid(runs):
                 writer.writerow([config["id"], config["run"], *(config[n] for n in self.params)])
 
-    def write_config_files(self, directory: str | os.PathLike) -> list[Path]:
-        """One TOML file per configuration (``config-ID.toml``, with ``id``)."""
-        directory = Path(directory)
+    def write_config_files(self, output_path: str | os.PathLike = "params",
+                           file_prefix: str = "params") -> list[Path]:
+        """One flat TOML file per configuration, ``OUTPUT_PATH/PREFIX_ID.conf``: its
+        parameters, then ``run = 1`` and its ``id`` (exp 0.5's files)."""
+        directory = Path(output_path)
         directory.mkdir(parents=True, exist_ok=True)
         paths = []
         for config in self.param_grid():
-            path = directory / f"config-{config['id']}.toml"
-            path.write_text("".join(f"{_toml_key(k)} = {_toml_value(v)}\n"
-                                    for k, v in config.items() if k != "run"), encoding="utf-8")
+            path = directory / f"{file_prefix}_{config['id']}.conf"
+            lines = [(k, v) for k, v in config.items() if k not in ("id", "run")]
+            lines += [("run", config["run"]), ("id", config["id"])]
+            path.write_text("".join(f"{_toml_key(k)} = {_toml_value(v)}\n" for k, v in lines),
+                            encoding="utf-8")
             paths.append(path)
         return paths
 
@@ -542,7 +639,7 @@ def _validate(name: Any, spec: Any, file: str | None) -> dict[str, Any]:
         return {"type": kind.value, "value": _check_list(spec.get("value"), fail)}
     dtype = spec.get("dtype", "float")
     if dtype not in ("int", "float"):
-        raise fail(f"unknown dtype {dtype!r} (valid dtypes are {_quoted(DTypes)})")
+        raise fail(f"unknown dtype {dtype!r} (valid dtypes are {_quoted(_NUMERIC)})")
     default_bounds = [0, 1] if kind is Types.RANDOM else None
     low, high = _check_bounds(spec.get("bounds", default_bounds), dtype, fail)
     if kind is Types.RANGE:
@@ -709,9 +806,13 @@ _FALSE = ("no", "false", "f", "n", "0")
 
 
 def as_bool(value: Any) -> bool:
-    """``True`` for yes/true/t/y/1 and ``False`` for their negatives (any case)."""
+    """``True`` for yes/true/t/y/1 and ``False`` for their negatives (any case); None is False."""
+    if value is None:
+        return False
     if isinstance(value, bool):
         return value
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # numpy's bool_, int64
+        value = value.item()
     if isinstance(value, (int, float)) and value in (0, 1):
         return bool(value)
     text = str(value).strip().lower()
@@ -742,12 +843,22 @@ def as_int(value: Any) -> int:
 _CONVERTERS: dict[Any, Callable[[Any], Any]] = {bool: as_bool, int: as_int}
 
 
+def convert_type(typefn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The converter exp uses for a type: ``as_bool`` for bool, ``as_int`` for int."""
+    return _CONVERTERS.get(typefn, typefn)
+
+
 class Param(NamedTuple):
-    """How to read one argument: a type function, a default and, optionally, the options."""
+    """How to read one argument: a type function, its default ``value`` and,
+    optionally, the options (``default`` is the same field)."""
 
     typefn: Callable[[Any], Any]
-    default: Any = None
+    value: Any = None
     options: tuple | list | None = None
+
+    @property
+    def default(self) -> Any:
+        return self.value
 
 
 class Namespace:
@@ -780,7 +891,12 @@ class ParamDict(dict):
     def __init__(self, spec: dict[str, Param | tuple] | None = None):
         super().__init__()
         self.spec: dict[str, Param] = {}
-        for name, param in (spec or {}).items():
+        self.defaults = self.spec  # exp 0.5's name
+        self.add_params(spec or {})
+
+    def add_params(self, spec: dict[str, Param | tuple]) -> None:
+        """Add each ``name: (typefn, default[, options])``, its default as its value."""
+        for name, param in spec.items():
             self.add(name, *param)
 
     def add(self, name: str, typefn: Callable[[Any], Any], default: Any = None,
@@ -792,9 +908,12 @@ class ParamDict(dict):
             super().__setitem__(name, None)
 
     def __setitem__(self, name: str, value: Any) -> None:
+        """Convert and check a known name's value; None puts its default back."""
         param = self.spec.get(name)
+        if param is not None and value is None:
+            value = param.value
         if param is not None and value is not None:
-            convert = _CONVERTERS.get(param.typefn, param.typefn)
+            convert = convert_type(param.typefn)
             try:
                 value = convert(value)
             except (TypeError, ValueError) as e:
@@ -942,7 +1061,7 @@ def _check_accepts(where: str, function: str, sig: tuple[set[str], set[str], boo
     for name in sorted(names - accepted) if not var_kw else ():
         raise RunnableError(f"{where}: {function}() does not accept the parameter "
                             f"{name!r} of the space (add it to the signature or add **kwargs)")
-    missing = required - names - set(_RESERVED)
+    missing = required - names - set(_PASSED)
     if missing:
         raise RunnableError(f"{where}: {function}() requires {_quoted(sorted(missing))}, "
                             "which the space does not define (add it to the param file or give "
@@ -991,7 +1110,7 @@ def _accepted_extras(func: Callable[..., Any]) -> tuple[bool, frozenset[str]]:
     sig = _live_signature(func)
     if sig is None:
         return True, frozenset()
-    return sig[2], frozenset(sig[0] & {*_RESERVED, "pid"})
+    return sig[2], frozenset(sig[0] & set(_PASSED))
 
 
 # ─── journal ─────────────────────────────────────────────────────────────────
@@ -1705,8 +1824,8 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
     capture.keep_load()
     extras = {k: v for k, v in {"worker": worker, "gpu": gpu}.items()
               if var_kw or k in extras_named}
-    if "pid" in extras_named and "pid" not in (names or ()):
-        extras["pid"] = worker  # the original tool's name of the worker index, when asked for
+    if (var_kw or "pid" in extras_named) and "pid" not in (names or ()):
+        extras["pid"] = worker  # exp 0.5's name of the worker index (a parameter "pid" wins)
     pass_id, pass_run = var_kw or "id" in extras_named, var_kw or "run" in extras_named
     conn.send_bytes(_MSG_READY)
     clock, monotonic, me = time.time, time.monotonic, os.getpid()
@@ -2133,8 +2252,13 @@ class _LocalPool:
             return None
         return pickle.dumps([(t.id, t.run, t.params) for t in batch], pickle.HIGHEST_PROTOCOL)
 
-    def wait(self) -> list[_Outcome]:
-        """Dispatch, then block until something happens; return the runs that ended."""
+    def running(self) -> int:
+        """Runs in flight: one per worker holding tasks."""
+        return sum(1 for w in self.workers if w and w.queue)
+
+    def wait(self, timeout: float | None = None) -> list[_Outcome]:
+        """Dispatch, then block until something happens or ``timeout`` passes; return
+        the runs that ended."""
         from multiprocessing.connection import wait
         self._dispatch()
         outcomes: list[_Outcome] = []
@@ -2143,7 +2267,10 @@ class _LocalPool:
             if w:
                 waitables[w.process.conn] = w
                 waitables[w.process.death] = w  # readable once the process has exited
-        ready = wait(list(waitables), timeout=self._next_deadline())
+        deadline = self._next_deadline()
+        if timeout is not None:
+            deadline = timeout if deadline is None else min(deadline, timeout)
+        ready = wait(list(waitables), timeout=deadline)
         for obj in ready:
             w = waitables[obj]
             if self.workers[w.index] is not w:
@@ -2651,15 +2778,22 @@ class _DaskPool:
             self.futures[future] = batch
             future.add_done_callback(self._done.put)
 
-    def wait(self) -> list[_Outcome]:
+    def running(self) -> int:
+        return min(self.capacity, len(self.futures))
+
+    def wait(self, timeout: float | None = None) -> list[_Outcome]:
         import queue
         self._dispatch()
+        until = None if timeout is None else time.monotonic() + timeout
         while True:
+            left = 1.0 if until is None else min(1.0, until - time.monotonic())
             try:
-                done = [self._done.get(timeout=1.0)]
+                done = [self._done.get(timeout=max(0.0, left))]
                 break
             except queue.Empty:
                 self._check_scheduler()
+                if until is not None and time.monotonic() >= until:
+                    return []
         while True:  # and whatever else has ended meanwhile
             try:
                 done.append(self._done.get_nowait())
@@ -2802,8 +2936,94 @@ def visible_gpus() -> list[str]:
         if out.returncode == 0 else []
 
 
-def _parse_gpus(gpus: str | int | list | None) -> list[str] | None:
-    """``all``, a count ``N``, or ids ``0,2,3`` (a single id as ``3,``) into GPU ids."""
+#: A GPU is free (``--gpu``, ``gpus="free"``) when nvidia-smi shows its utilisation and
+#: the share of its memory in use at or below these percentages (exp 0.5 took
+#: utilisation under 20% and looked at no memory).
+GPU_MAX_UTIL, GPU_MAX_MEM = 20.0, 10.0
+
+
+def free_gpus(*, max_util: float = GPU_MAX_UTIL, max_mem: float = GPU_MAX_MEM) -> list[str]:
+    """The visible GPUs that are not in use: utilisation and memory used (in percent of
+    its memory) at or below the limits, as ``nvidia-smi --query-gpu`` reports them.
+
+    ExpError naming the busy ones when none is free. Without nvidia-smi, the load
+    cannot be read: every visible GPU counts as free (with a warning).
+    """
+    visible = visible_gpus()
+    if not visible:
+        raise ExpError(f"--gpu: no GPU found ({_no_gpu_why()}); run without --gpu to use CPU "
+                       "workers")
+    loads = _gpu_loads()
+    if loads is None:
+        _log().warning("--gpu: cannot read the GPUs' load (nvidia-smi is missing or failed); "
+                       "using every visible GPU")
+        return visible
+    free, busy = [], []
+    for gpu in visible:
+        load = loads.get(gpu)
+        if load is None:  # not one nvidia-smi knows by that id: cannot judge it
+            free.append(gpu)
+            continue
+        util, mem = load
+        if (util is None or util <= max_util) and (mem is None or mem <= max_mem):
+            free.append(gpu)
+        else:
+            busy.append(f"{gpu} ({_pct(util)} busy, {_pct(mem)} of memory used)")
+    if not free:
+        raise ExpError(f"--gpu: no free GPU (utilisation <= {max_util:g}% and memory <= "
+                       f"{max_mem:g}%): {', '.join(busy)}; wait for them, raise --gpu-max-util "
+                       "or --gpu-max-mem, or name GPUs with --gpus IDS")
+    return free
+
+
+def _no_gpu_why() -> str:
+    import shutil
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return (f"CUDA_VISIBLE_DEVICES is {env!r}" if env is not None else
+            "nvidia-smi lists none" if shutil.which("nvidia-smi") else
+            "CUDA_VISIBLE_DEVICES is not set and nvidia-smi is not installed")
+
+
+def _pct(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f}%"
+
+
+def _gpu_loads() -> dict[str, tuple[float | None, float | None]] | None:
+    """GPU index and uuid -> (utilisation %, memory used %), from nvidia-smi; None if unread."""
+    import shutil
+    import subprocess
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=index,uuid,utilization.gpu,memory.used,"
+                              "memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+
+    def number(text: str) -> float | None:
+        try:
+            return float(text)
+        except ValueError:  # "[N/A]" (MIG), "[Not Supported]"
+            return None
+
+    loads = {}
+    for line in out.stdout.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) < 5 or not fields[0].isdigit():
+            continue
+        util, used, total = map(number, fields[2:5])
+        mem = 100.0 * used / total if used is not None and total else None
+        loads[fields[0]] = loads[fields[1]] = (util, mem)
+    return loads
+
+
+def _parse_gpus(gpus: str | int | list | None, *, max_util: float = GPU_MAX_UTIL,
+                max_mem: float = GPU_MAX_MEM) -> list[str] | None:
+    """``all``, ``free``, a count ``N``, or ids ``0,2,3`` (a single id as ``3,``) into GPU ids."""
     if gpus is None:
         return None
     if isinstance(gpus, (list, tuple)):
@@ -2811,16 +3031,13 @@ def _parse_gpus(gpus: str | int | list | None) -> list[str] | None:
     else:
         text = str(gpus).strip()
         available = None
-        if text in ("all", ""):
+        if text == "free":
+            ids = free_gpus(max_util=max_util, max_mem=max_mem)
+        elif text in ("all", ""):
             ids = available = visible_gpus()
             if not ids:
-                import shutil
-                env = os.environ.get("CUDA_VISIBLE_DEVICES")
-                why = (f"CUDA_VISIBLE_DEVICES is {env!r}" if env is not None else
-                       "nvidia-smi lists none" if shutil.which("nvidia-smi") else
-                       "CUDA_VISIBLE_DEVICES is not set and nvidia-smi is not installed")
-                raise ExpError(f"--gpus all: no GPU found ({why}); run without --gpus to use "
-                               "CPU workers")
+                raise ExpError(f"--gpus all: no GPU found ({_no_gpu_why()}); run without --gpus "
+                               "to use CPU workers")
         elif text.isdigit():
             available = visible_gpus()
             count = int(text)
@@ -2860,12 +3077,13 @@ def gpu_slots(gpus: list[str], *, per_gpu: int = 1, gpus_per_run: int = 1) -> li
 _MAX_WORKERS = 4096
 
 
-def _slots(workers: int | None, gpus: Any, per_gpu: int, gpus_per_run: int) -> list[str | None]:
+def _slots(workers: int | None, gpus: Any, per_gpu: int, gpus_per_run: int, *,
+           max_util: float = GPU_MAX_UTIL, max_mem: float = GPU_MAX_MEM) -> list[str | None]:
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ExpError(f"workers must be >= 1, got {workers}")
     if workers is not None and workers > _MAX_WORKERS:
         raise ExpError(f"workers must be <= {_MAX_WORKERS}, got {workers}")
-    ids = _parse_gpus(gpus)
+    ids = _parse_gpus(gpus, max_util=max_util, max_mem=max_mem)
     if ids is None:
         if per_gpu != 1 or gpus_per_run != 1:
             raise ExpError("--per-gpu and --gpus-per-run need --gpus (or --gpu)")
@@ -2917,15 +3135,18 @@ def _drive(pool: Any, source: Any, journal: _Journal, progress: _Progress, *,
                 pool.submit(task)
         if not pool.busy():
             return True  # nothing running and the source has nothing more to give
-        outcomes = pool.wait()
+        outcomes = pool.wait(progress.due)  # wakes for the progress line too
         for outcome in outcomes:
             journal.add(outcome)
-        journal.flush()  # once per wake-up; what is not flushed is rerun on resume
+        if outcomes:
+            journal.flush()  # once per wake-up; what is not flushed is rerun on resume
         for outcome in outcomes:
             source.tell(outcome)
             progress.add(outcome)
-            if cancel and outcome.status != "ok":
+            if cancel and outcome.status not in ("ok", "pruned"):
+                progress.stopped_early = True
                 return False
+        progress.running = pool.running()
         progress.show()
 
 
@@ -2964,7 +3185,8 @@ class _Setup(NamedTuple):
 def _prepare(space: ParamSpace | str | os.PathLike, runnable: str, *, workers: int | None,
              gpus: Any, per_gpu: int, gpus_per_run: int, out: str | os.PathLike,
              name: str | None, seed: int | None, cluster: str | None = None,
-             scheduler_file: str | None = None, cluster_security: str | None = None) -> _Setup:
+             scheduler_file: str | None = None, cluster_security: str | None = None,
+             gpu_max_util: float = GPU_MAX_UTIL, gpu_max_mem: float = GPU_MAX_MEM) -> _Setup:
     if not isinstance(space, ParamSpace):
         space = ParamSpace(space, seed=seed)
     elif seed is not None:
@@ -2975,7 +3197,7 @@ def _prepare(space: ParamSpace | str | os.PathLike, runnable: str, *, workers: i
     _check_signature(target, space.param_names())
     remote = None
     if cluster or scheduler_file:
-        if gpus not in (None, "all") or per_gpu != 1:
+        if gpus not in (None, "all", "free") or per_gpu != 1:
             raise ExpError("--gpus IDS and --per-gpu pin local GPUs; with --cluster use --gpu "
                            "or --gpus-per-run M (each run asks its Dask worker for M 'GPU')")
         if workers is not None and workers < 1:
@@ -2983,11 +3205,12 @@ def _prepare(space: ParamSpace | str | os.PathLike, runnable: str, *, workers: i
         if gpus_per_run < 1:
             raise ExpError(f"--gpus-per-run must be >= 1, got {gpus_per_run}")
         slots: list[str | None] = []
-        asks_gpus = gpus == "all" or gpus_per_run > 1
+        asks_gpus = gpus in ("all", "free") or gpus_per_run > 1
         remote = {"address": cluster, "scheduler_file": scheduler_file,
                   "security": cluster_security, "gpus_per_run": gpus_per_run if asks_gpus else None}
     else:
-        slots = _slots(workers, gpus, per_gpu, gpus_per_run)
+        slots = _slots(workers, gpus, per_gpu, gpus_per_run, max_util=gpu_max_util,
+                       max_mem=gpu_max_mem)
     name = name or (Path(space.filename).stem if space.filename else "exp")
     _check_name(name)
     return _Setup(space, target, slots, Path(out), name, target.source_hash(), remote, workers)
@@ -3012,14 +3235,15 @@ def _check_name(name: str) -> None:
 
 def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float | None,
               cancel: bool, quiet: bool, total: int, label: str = "",
-              progress: _Progress | None = None,
-              load_timeout: float = 300.0) -> tuple[bool, _Progress]:
+              progress: _Progress | None = None, load_timeout: float = 300.0,
+              kuma: bool = False, progress_every: float | None = None) -> tuple[bool, _Progress]:
     """Start workers, drive the source to its end, stop workers; Ctrl-C safe.
 
     ``progress`` may be given by a caller that adds to its line (``extra``).
     """
     _check_timeout(timeout)
     _check_timeout(load_timeout, "--load-timeout")
+    _check_timeout(progress_every, "--progress-every")
     _std_fds()
     try:
         setup.logs.mkdir(parents=True, exist_ok=True)
@@ -3027,7 +3251,8 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
         raise ExpError(f"cannot create the log folder {setup.logs}: {e.strerror}") from None
     pool = _make_pool(setup, timeout=timeout, batching=source.batching,
                       load_timeout=load_timeout)
-    progress = progress or _Progress(total, quiet=quiet, label=label)
+    progress = progress or _Progress(total, quiet=quiet, label=label, kuma=kuma,
+                                     every=progress_every)
     # SIGTERM, and SIGHUP (the terminal closed) unless it is ignored (nohup), end the
     # experiment as Ctrl-C does: workers stopped, journal whole, exit 130.
     previous = {}
@@ -3113,7 +3338,9 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
                    cancel: bool = False, config_ids: list[int] | None = None,
                    quiet: bool = False, cluster: str | None = None,
                    scheduler_file: str | None = None, cluster_security: str | None = None,
-                   load_timeout: float = 300.0) -> Records:
+                   load_timeout: float = 300.0, gpu_max_util: float = GPU_MAX_UTIL,
+                   gpu_max_mem: float = GPU_MAX_MEM, kuma: bool = False,
+                   progress_every: float | None = None) -> Records:
     """Run every configuration of ``space`` (``runs`` times) and return the records.
 
     Results go to ``OUT/NAME.jsonl`` as each run ends; calling again with the
@@ -3128,7 +3355,8 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
     _check_timeout(timeout)
     setup = _prepare(space, runnable, workers=workers, gpus=gpus, per_gpu=per_gpu,
                      gpus_per_run=gpus_per_run, out=out, name=name, seed=seed, cluster=cluster,
-                     scheduler_file=scheduler_file, cluster_security=cluster_security)
+                     scheduler_file=scheduler_file, cluster_security=cluster_security,
+                     gpu_max_util=gpu_max_util, gpu_max_mem=gpu_max_mem)
     space = setup.space
     drawn = space.seed is None and any(s["type"] == "random" for s in space.params.values())
     if drawn:  # recorded in the journal; a resume without --seed takes the recorded one
@@ -3148,7 +3376,8 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
         tasks, total = _grid_tasks(space, runs, done, config_ids)
         source = _GridSource(tasks)
         completed, progress = _run_pool(setup, source, journal, timeout=timeout, cancel=cancel,
-                                        quiet=quiet, total=total, load_timeout=load_timeout)
+                                        quiet=quiet, total=total, load_timeout=load_timeout,
+                                        kuma=kuma, progress_every=progress_every)
     except BaseException:
         _finish(setup, journal, None, quiet=True, reread=True, belongs=belongs)
         raise
@@ -3209,6 +3438,9 @@ def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None, *, qui
         if progress is not None and not progress.total:
             text = ("nothing to run: every run is already in the journal (--retry-failed reruns "
                     "those not ok, --fresh starts over, --name starts another)\n" + text)
+        if progress is not None and progress.stopped_early:
+            text += (f"\nstopped at the first run that was not ok (--cancel): "
+                     f"{max(0, progress.total - progress.done)} run(s) left unrun")
         try:
             print(text, file=sys.stderr)
         except (OSError, ValueError):
@@ -3220,58 +3452,155 @@ def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None, *, qui
 
 
 class _Progress:
-    """A live line on a terminal, a plain line every few seconds elsewhere."""
+    """The progress line: live on a terminal (redrawn every second, whatever ends),
+    a plain line every ``every`` seconds elsewhere (10 by default), the last one once.
 
-    def __init__(self, total: int, *, quiet: bool = False, label: str = ""):
+    ``exp 0:12:03 | 37/120 done: 35 ok, 2 not ok | 4 running | 3.1/min | ETA 27m``,
+    then what the command adds (gopt: the best value) and, when runs report,
+    the latest step of the runs in flight. ``kuma`` draws exp 0.5's bear above
+    it on a terminal.
+    """
+
+    def __init__(self, total: int, *, quiet: bool = False, label: str = "",
+                 every: float | None = None, kuma: bool = False):
         self.total, self.quiet, self.label = total, quiet, label
         self.counts = dict.fromkeys(STATUSES, 0)
         self.done = 0
         self.startup = 0.0
+        self.running = 0  # runs in flight, as the pool last said
+        self.steps: dict[tuple[int, int], float] = {}  # latest step of each reporting run
         self.extra = ""  # set by gopt: best value, optimiser time
+        self.stopped_early = False  # --cancel stopped the experiment
         self._t0 = time.monotonic()
-        self._last = self._t0
         self._tty = _isatty(sys.stderr)
-        self._every = 0.1 if self._tty else 10.0
+        self._every = every if every is not None else 1.0 if self._tty else 10.0
+        self._next = self._t0 + (0.0 if self._tty else self._every)
+        self._kuma = kuma and self._tty
+        self._drawn = 0  # lines of the bear drawn above the line (to move back over)
+        self._printed: tuple | None = None  # what the last line said (not to repeat it)
 
     def add(self, outcome: _Outcome) -> None:
         self.done += 1
         self.counts[outcome.status] += 1
+        self.steps.pop((outcome.task.id, outcome.task.run), None)
+
+    @property
+    def due(self) -> float | None:
+        """Seconds until the line is due again (None when quiet): the loop wakes for it."""
+        return None if self.quiet else max(0.0, self._next - time.monotonic())
 
     def line(self) -> str:
         elapsed = time.monotonic() - self._t0
-        rate = self.done / elapsed if elapsed > 0 else 0.0
+        bad = self.done - self.counts["ok"] - self.counts.get("pruned", 0)
+        parts = [f"exp {self.label}{_clock(elapsed)}",
+                 f"{self.done}/{self.total} done: {self.counts['ok']} ok"
+                 + (f", {self.counts['pruned']} pruned" if self.counts.get("pruned") else "")
+                 + f", {bad} not ok"]
+        if self.running:
+            parts.append(f"{self.running} running")
         left = max(0, self.total - self.done)
-        eta = f"{left / rate:.0f}s" if rate > 0 and left else "-"
-        bad = self.done - self.counts["ok"]
-        return (f"exp {self.label}{self.done}/{self.total} ok {self.counts['ok']} "
-                f"not ok {bad} | {rate:.1f} runs/s | ETA {eta}{self.extra}")
+        if self.done and elapsed > 0:
+            rate = self.done / elapsed
+            parts.append(_rate(rate))
+            if left:
+                parts.append(f"ETA {_duration(left / rate)}")
+        if self.steps:
+            latest = sorted(self.steps.items())[:6]
+            parts.append("steps " + ", ".join(f"{_num(step)}" for _, step in latest)
+                         + (" …" if len(self.steps) > 6 else ""))
+        return " | ".join(parts) + self.extra
 
     def show(self, force: bool = False) -> None:
         if self.quiet:
             return
         now = time.monotonic()
-        if not force and now - self._last < self._every:
+        if not force and now < self._next:
             return
-        self._last = now
-        self._write(("\r\x1b[K" + self.line()) if self._tty else self.line() + "\n")
+        self._next = now + self._every
+        if self._tty:
+            self._write(self._bear() + "\r\x1b[K" + self.line())
+        else:
+            self._printed = (self.done, self.running, len(self.steps), self.extra)
+            self._write(self.line() + "\n")
+
+    def _bear(self) -> str:
+        """exp 0.5's kuma-san, walking right as the runs get done (terminal only)."""
+        if not self._kuma:
+            return ""
+        import shutil
+        width = shutil.get_terminal_size((80, 24)).columns
+        pad = " " * int((self.done / max(1, self.total)) * max(0, width - 24))
+        counter = f"{self.done}/{self.total}".center(15)
+        art = ["    _______________", "   |               |", "   |  KUMA-SAN IS  |",
+               "   |  OPTIMIZING!  |" if self.label.startswith("gopt") else
+               "   |   RUNNING!    |", f"   |{counter}|", "   |＿＿＿_＿＿＿＿|",
+               " ( )  ( )||", " ( •(ｴ)•)|| ", " / 　    づ"]
+        up = f"\r\x1b[{self._drawn}A" if self._drawn else ""
+        self._drawn = len(art)
+        return up + "".join(f"\r\x1b[K{pad}{line}\n" for line in art)
 
     def _write(self, text: str) -> None:
         try:
             sys.stderr.write(text)
             sys.stderr.flush()
-        except (OSError, ValueError):  # stderr closed (a pipe to head): the runs go on
+        except (OSError, ValueError, AttributeError):  # stderr closed (| head): runs go on
             self.quiet = True
 
     def close(self) -> None:
+        """The last line, once; on a terminal, the line stays above what follows."""
         if self.quiet or not self.done:
             return
-        self.show(force=True)
+        self.running = 0
         if self._tty:
+            self.show(force=True)
             self._write("\n")
+        elif self._printed != (self.done, 0, len(self.steps), self.extra):
+            self.show(force=True)
 
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self._t0
+
+
+def _clock(seconds: float) -> str:
+    """Elapsed time as H:MM:SS."""
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _duration(seconds: float) -> str:
+    """A span as a person reads it: 45s, 12m 5s, 1h 23m, 2d 4h."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, s = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {s}s" if s and minutes < 10 else f"{minutes}m"
+    hours, m = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {m}m" if m else f"{hours}h"
+    days, h = divmod(hours, 24)
+    return f"{days}d {h}h" if h else f"{days}d"
+
+
+def _rate(per_second: float) -> str:
+    """Runs per second, minute or hour: whichever reads as a number above 1."""
+    for unit, scale in (("s", 1), ("min", 60), ("h", 3600)):
+        if per_second * scale >= 1 or unit == "h":
+            value = per_second * scale
+            return f"{value:.3g}/{unit}" if value < 100 else f"{value:,.0f}/{unit}"
+    return ""
+
+
+def _num(x: Any) -> str:
+    """A number with the digits that matter (6 significant), as tables show them."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    if x != x or x in (math.inf, -math.inf):
+        return {math.inf: "inf", -math.inf: "-inf"}.get(x, "nan")
+    return f"{x:.6g}"
 
 
 def _isatty(stream: Any) -> bool:
@@ -3346,16 +3675,23 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--workers", type=int, metavar="N",
                    help="parallel runs (default: one per CPU, or one per GPU slot)")
     g = p.add_argument_group("GPUs")
-    g.add_argument("--gpus", metavar="all|N|IDS",
-                   help="pin runs to GPUs: all visible, the first N, or ids like 0,2,3 (one id: 3,)")
-    g.add_argument("-g", "--gpu", action="store_true", help="same as --gpus all")
+    g.add_argument("--gpus", metavar="all|free|N|IDS",
+                   help="pin runs to GPUs: all visible, the free ones, the first N, or ids like "
+                   "0,2,3 (one id: 3,)")
+    g.add_argument("-g", "--gpu", action="store_true",
+                   help="one run per free GPU (same as --gpus free)")
+    g.add_argument("--gpu-max-util", type=float, default=GPU_MAX_UTIL, metavar="PCT",
+                   help=f"a free GPU's utilisation is at most this (default {GPU_MAX_UTIL:g})")
+    g.add_argument("--gpu-max-mem", type=float, default=GPU_MAX_MEM, metavar="PCT",
+                   help=f"a free GPU has at most this much of its memory in use "
+                   f"(default {GPU_MAX_MEM:g})")
     g.add_argument("--per-gpu", type=int, default=1, metavar="K", help="K runs share each GPU")
     g.add_argument("--gpus-per-run", type=int, default=1, metavar="M", help="M GPUs per run")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="kill a run after this long")
     p.add_argument("--load-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="stop if a worker takes longer to import the runnable (default 300)")
-    p.add_argument("--out", default=".", metavar="DIR", help="where NAME.jsonl, NAME.csv and "
-                   "NAME.logs/ go (default: .)")
+    p.add_argument("-o", "--out", default=".", metavar="DIR", type=_out_dir,
+                   help="where NAME.jsonl, NAME.csv and NAME.logs/ go (default: .)")
     p.add_argument("--name", metavar="NAME", help="experiment name (default: the param file's "
                    "stem, with -gopt for a search)")
     p.add_argument("--seed", type=int, help="seed for random parameters and the optimiser")
@@ -3363,12 +3699,33 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-failed", action="store_true", help="on resume, rerun runs not ok")
     p.add_argument("--cancel", action="store_true", help="stop everything at the first failure")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line or summary")
+    p.add_argument("--progress-every", type=float, metavar="SECONDS",
+                   help="seconds between progress lines when stderr is not a terminal "
+                   "(default 10)")
+    p.add_argument("--kuma", action="store_true",
+                   help="kuma-san shows the progress on a terminal (exp 0.5's bear)")
     c = p.add_argument_group("cluster (dask extra)")
     c.add_argument("--cluster", metavar="ADDRESS",
                    help="run on this Dask scheduler (tcp://HOST:8786 or tls://…)")
     c.add_argument("--scheduler-file", metavar="FILE", help="the Dask scheduler's file")
     c.add_argument("--cluster-security", metavar="FILE",
                    help="TOML of distributed.Security keywords for tls:// addresses")
+
+
+def _out_dir(path: str) -> str:
+    """--out/-o: a folder; exp 0.5's -o also took a file in it (``out/opt.csv``)."""
+    if path.endswith(".csv") and not os.path.isdir(path):
+        return os.path.dirname(path) or "."
+    return path
+
+
+def _any_case(choices: Iterable[str]) -> Callable[[str], str]:
+    canonical = {c.lower(): c for c in choices}
+    return lambda text: canonical.get(text.lower(), text)
+
+
+def _gpus_arg(args: argparse.Namespace) -> Any:
+    return "free" if args.gpu and args.gpus is None else args.gpus
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -3384,8 +3741,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_common(run)
     run.add_argument("-r", "--runs", type=int, default=1, metavar="R",
                      help="repeat each configuration R times")
-    run.add_argument("-c", "--config-ids", type=int, nargs="+", metavar="ID",
-                     help="run only these configuration ids")
+    run.add_argument("-c", "--config-ids", type=int, nargs="+", action="extend", metavar="ID",
+                     help="run only these configuration ids (-c 1 3, or -c 1 -c 3)")
     run.add_argument("--dry-run", action="store_true",
                      help="print the configurations and their count; run nothing")
 
@@ -3395,8 +3752,11 @@ def _parser() -> argparse.ArgumentParser:
     gopt.add_argument("-n", "--n", type=int, default=20, help="total evaluations (default 20)")
     gopt.add_argument("--objective", metavar="KEY", help="key of a dict result to optimise")
     gopt.add_argument("--maximize", action="store_true", help="maximise instead of minimise")
-    gopt.add_argument("-s", "--surrogate", default="GP", choices=("GP", "RF", "ET", "GBRT", "random"))
-    gopt.add_argument("-a", "--acquisition", default="EI", choices=("EI", "PI", "LCB", "gp_hedge"))
+    surrogates, acquisitions = ("GP", "RF", "ET", "GBRT", "random"), ("EI", "PI", "LCB", "gp_hedge")
+    gopt.add_argument("-s", "--surrogate", default="GP", choices=surrogates,
+                      type=_any_case(surrogates), help="the model (default GP; any case)")
+    gopt.add_argument("-a", "--acquisition", default="EI", choices=acquisitions,
+                      type=_any_case(acquisitions), help="the acquisition (default EI; any case)")
     gopt.add_argument("--kappa", type=float, default=1.96, help="LCB exploration (default 1.96)")
     gopt.add_argument("--xi", type=float, default=0.01, help="EI/PI exploration (default 0.01)")
     gopt.add_argument("--n-initial", type=int, metavar="K", help="initial design points")
@@ -3425,10 +3785,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    gpus = "all" if args.gpu and args.gpus is None else args.gpus
+    gpus = _gpus_arg(args)
     if args.dry_run:
         space = ParamSpace(args.params, seed=args.seed)
-        _slots(args.workers, gpus, args.per_gpu, args.gpus_per_run)
+        _slots(args.workers, gpus, args.per_gpu, args.gpus_per_run,
+               max_util=args.gpu_max_util, max_mem=args.gpu_max_mem)
         tasks, total = _grid_tasks(space, args.runs, set(), args.config_ids)
         for t in tasks:
             print(_dumps({"id": t.id, "run": t.run, **t.params}))
@@ -3440,7 +3801,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         out=args.out, name=args.name, seed=args.seed, fresh=args.fresh,
         retry_failed=args.retry_failed, cancel=args.cancel, config_ids=args.config_ids,
         quiet=args.quiet, cluster=args.cluster, scheduler_file=args.scheduler_file,
-        cluster_security=args.cluster_security, load_timeout=args.load_timeout)
+        cluster_security=args.cluster_security, load_timeout=args.load_timeout,
+        gpu_max_util=args.gpu_max_util, gpu_max_mem=args.gpu_max_mem, kuma=args.kuma,
+        progress_every=args.progress_every)
     return EXIT_OK if records.complete else EXIT_NOT_OK
 
 
@@ -3501,6 +3864,8 @@ def main(argv: list[str] | None = None) -> int:
     if signal.getsignal(signal.SIGINT) is signal.SIG_DFL and _is_main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, we clean up
     _std_streams()
+    if _AS_COMMAND and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # the console script sees what python -m exp sees
     try:
         try:
             args = _parser().parse_args(argv)
@@ -3529,8 +3894,48 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-# The seed's import paths: ``from exp.params import ParamSpace`` and
-# ``from exp.args import ParamDict``; both name this module.
-if __name__ == "exp":
-    sys.modules.setdefault("exp.params", sys.modules[__name__])
-    sys.modules.setdefault("exp.args", sys.modules[__name__])
+# ─── exp 0.5's import paths and commands ─────────────────────────────────────
+#
+# ``from exp.params import ParamSpace`` and ``from exp.args import ParamDict``
+# name this module; ``python -m exp.run``, ``python -m exp.gopt`` (and ``import
+# exp.run``) find small modules whose main() is the command, made by the finder
+# below: this file is then a package of one file (``__path__`` is empty).
+
+
+class _Commands:
+    """Finds and loads ``exp.run`` and ``exp.gopt`` (for imports and for ``python -m``)."""
+
+    SOURCE = ("import sys\nfrom {parent} import _legacy_main\n\n\n"
+              "def main(argv=None):\n    return _legacy_main({command!r}, argv)\n\n\n"
+              "if __name__ == '__main__':\n    sys.exit(main())\n")
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        parent, _, command = fullname.rpartition(".")
+        if parent != __name__ or command not in ("run", "gopt"):
+            return None
+        import importlib.util
+        return importlib.util.spec_from_loader(fullname, self, origin=__file__)
+
+    def create_module(self, spec: Any) -> None:
+        return None
+
+    def get_code(self, fullname: str) -> Any:
+        parent, _, command = fullname.rpartition(".")
+        return compile(self.SOURCE.format(parent=parent, command=command),
+                       f"<{fullname}>", "exec")
+
+    def exec_module(self, module: Any) -> None:
+        exec(self.get_code(module.__name__), module.__dict__)
+
+
+def _legacy_main(command: str, argv: list[str] | None = None) -> int:
+    """``python -m exp.run`` / ``python -m exp.gopt``: ``exp run`` / ``exp gopt``."""
+    return main([command, *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ != "__main__" and sys.modules.get(__name__) is not None:  # imported (not a worker)
+    __path__: list[str] = []  # a package, so that exp.run and exp.gopt can be imported
+    if not any(isinstance(f, _Commands) and f.find_spec(__name__ + ".run") for f in sys.meta_path):
+        sys.meta_path.append(_Commands())
+    sys.modules.setdefault(__name__ + ".params", sys.modules[__name__])
+    sys.modules.setdefault(__name__ + ".args", sys.modules[__name__])

@@ -92,7 +92,7 @@ class _Mapping:
         self.fixed: dict[str, Any] = {}
         self.dims: list[Any] = []
         for name in self.order:
-            spec = space.get_param(name)
+            spec = space.get_spec(name)
             if spec["type"] == "value":
                 self.fixed[name] = spec["value"]
                 continue
@@ -715,9 +715,10 @@ def _warm_points(paths: Iterable[str | os.PathLike], mapping: _Mapping,
 
 
 def _run(setup: exp._Setup, source: _Source, journal: exp._Journal, *, timeout: float | None,
-         cancel: bool, quiet: bool, total: int, load_timeout: float) -> tuple[bool, exp._Progress]:
+         cancel: bool, quiet: bool, total: int, load_timeout: float, kuma: bool = False,
+         progress_every: float | None = None) -> tuple[bool, exp._Progress]:
     """exp's pool and loop, with the optimiser's status on the progress line."""
-    progress = exp._Progress(total, quiet=quiet, label="gopt ")
+    progress = exp._Progress(total, quiet=quiet, label="gopt ", kuma=kuma, every=progress_every)
     source.progress = progress
     return exp._run_pool(setup, source, journal, timeout=timeout, cancel=cancel, quiet=quiet,
                          total=total, progress=progress, load_timeout=load_timeout)
@@ -787,7 +788,9 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
              retry_failed: bool = False, cancel: bool = False,
              quiet: bool = False, cluster: str | None = None,
              scheduler_file: str | None = None, cluster_security: str | None = None,
-             load_timeout: float = 300.0) -> GoptResult:
+             load_timeout: float = 300.0, gpu_max_util: float = exp.GPU_MAX_UTIL,
+             gpu_max_mem: float = exp.GPU_MAX_MEM, kuma: bool = False,
+             progress_every: float | None = None) -> GoptResult:
     """Minimise (or, with ``maximize``, maximise) what ``runnable`` returns over ``space``.
 
     Runs ``n`` evaluations in all, those already in ``OUT/NAME.jsonl``
@@ -807,7 +810,8 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
     setup = exp._prepare(space, runnable, workers=workers, gpus=gpus, per_gpu=per_gpu,
                          gpus_per_run=gpus_per_run, out=out, name=name, seed=seed,
                          cluster=cluster, scheduler_file=scheduler_file,
-                         cluster_security=cluster_security)
+                         cluster_security=cluster_security, gpu_max_util=gpu_max_util,
+                         gpu_max_mem=gpu_max_mem)
     mapping = _Mapping(setup.space)
     drawn = _numpy_seed(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2 ** 32)
     extra = {"seed": seed} if seed is not None else {}
@@ -837,7 +841,8 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
         completed, progress = True, None
         if total:
             completed, progress = _run(setup, source, journal, timeout=timeout, cancel=cancel,
-                                       quiet=quiet, total=total, load_timeout=load_timeout)
+                                       quiet=quiet, total=total, load_timeout=load_timeout,
+                                       kuma=kuma, progress_every=progress_every)
     except BaseException:
         exp._finish(setup, journal, None, quiet=True, reread=True)
         raise
@@ -1080,7 +1085,7 @@ def plot_journal(path: str | os.PathLike, *, objective: str | None = None,
 
 def main(args: argparse.Namespace) -> int:
     """``exp gopt``: parsed by ``exp.main``; 0 when every run was ok, else 1."""
-    gpus = "all" if args.gpu and args.gpus is None else args.gpus
+    gpus = exp._gpus_arg(args)
     result = optimize(
         args.params, args.module, n=args.n, workers=args.workers, surrogate=args.surrogate,
         acquisition=args.acquisition, kappa=args.kappa, xi=args.xi, n_initial=args.n_initial,
@@ -1090,6 +1095,8 @@ def main(args: argparse.Namespace) -> int:
         out=args.out, name=args.name, seed=args.seed, fresh=args.fresh,
         retry_failed=args.retry_failed, cancel=args.cancel, quiet=args.quiet,
         cluster=args.cluster, scheduler_file=args.scheduler_file,
-        cluster_security=args.cluster_security, load_timeout=args.load_timeout)
+        cluster_security=args.cluster_security, load_timeout=args.load_timeout,
+        gpu_max_util=args.gpu_max_util, gpu_max_mem=args.gpu_max_mem, kuma=args.kuma,
+        progress_every=args.progress_every)
     all_ok = result.completed and all(e.status == "ok" for e in result.evaluations)
     return exp.EXIT_OK if all_ok else exp.EXIT_NOT_OK

@@ -67,8 +67,8 @@ def test_toml_types_load_with_defaults(tmp_path):
     """)
     ps = ParamSpace(f, seed=1)
     assert ps.param_names() == ["a", "b", "c", "d"]
-    assert ps.get_param("b") == {"type": "range", "bounds": [0, 3], "step": 1, "dtype": "float"}
-    assert ps.get_param("c") == {"type": "random", "bounds": [0, 1], "prior": "uniform",
+    assert ps.get_spec("b") == {"type": "range", "bounds": [0, 3], "step": 1, "dtype": "float"}
+    assert ps.get_spec("c") == {"type": "random", "bounds": [0, 1], "prior": "uniform",
                                  "dtype": "float", "n": 1}
     assert ps.size == 1 * 3 * 1 * 2
     grid = list(ps.param_grid())
@@ -212,7 +212,7 @@ def test_random_is_reproducible_with_seed_and_fresh_without():
 def test_persist_turns_random_into_list():
     ps = ParamSpace(seed=3)
     ps.add_random("x", 0, 1, n=4, persist=True)
-    spec = ps.get_param("x")
+    spec = ps.get_spec("x")
     assert spec["type"] == "list" and len(spec["value"]) == 4
     assert ps.grid_values()["x"] == spec["value"]
 
@@ -250,10 +250,10 @@ def test_write_configs_and_config_files(tmp_path):
     assert rows[0] == "id,run,a,b"
     assert rows[1:3] == ["0,1,1,x", "0,2,1,x"]
     assert len(rows) == 1 + 6 * 2
-    paths = ps.write_config_files(tmp_path / "configs")
-    assert len(paths) == 6
-    import tomllib
-    assert tomllib.loads(paths[5].read_text()) == {"a": 2, "b": "z", "id": 5}
+    paths = ps.write_config_files(tmp_path / "configs")  # exp 0.5's names and contents
+    assert [p.name for p in paths] == [f"params_{i}.conf" for i in range(6)]
+    assert paths[5].read_text() == 'a = 2\nb = "z"\nrun = 1\nid = 5\n'
+    assert ps.write_config_files(tmp_path / "c2", file_prefix="cfg")[0].name == "cfg_0.conf"
 
 
 names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1,
