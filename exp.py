@@ -28,7 +28,9 @@ __all__ = [
     "ParamSpace", "Types", "DTypes", "Domain",
     "Param", "ParamDict", "Namespace", "as_bool", "as_int", "convert_type",
     "ExpError", "ParamError", "ParamDecodeError", "RunnableError", "JournalError",
-    "load_runnable", "run_experiment", "Records", "read_journal", "write_csv", "summarize",
+    "report", "should_stop", "Pruned", "ReportError",
+    "load_runnable", "run_experiment", "Records", "read_journal", "read_reports", "write_csv",
+    "summarize",
     "visible_gpus", "free_gpus", "gpu_slots",
     "main",
 ]
@@ -189,6 +191,21 @@ class JournalError(ExpError):
 
 class _Interrupted(BaseException):
     """SIGTERM or SIGHUP, raised like KeyboardInterrupt so the driver cleans up once."""
+
+
+class Pruned(BaseException):
+    """Raised by ``report`` in a run the early-stopping scheduler has stopped.
+
+    A ``BaseException``, so that ``except Exception`` in a training loop does
+    not swallow it; ``finally`` blocks and checkpoint saving still run. The run
+    ends ``pruned``, its last reported metrics as its result.
+    """
+
+    _exp_pruned = True  # how a worker knows it, whichever copy of exp raised it
+
+
+class ReportError(ExpError, ValueError):
+    """A call of ``report`` that exp cannot record (the run then fails with it)."""
 
 
 # ─── helpers ─────────────────────────────────────────────────────────────────
@@ -1137,9 +1154,42 @@ def _read_lines(path: Path) -> tuple[dict | None, list[dict], int]:
             header = header or obj
         elif _is_record(obj):
             records.append(obj)
-        else:
+        elif not _is_note(obj):
             skipped += 1
     return header, records, skipped
+
+
+def _is_note(obj: Any) -> bool:
+    """A line that is neither header nor run record: a report, a change of space."""
+    return isinstance(obj, dict) and obj.get("kind") in ("report", "space")
+
+
+def _scan(path: Path) -> Iterator[dict]:
+    """The readable lines of a journal, one at a time (a torn line is skipped)."""
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    obj = _loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    yield obj
+
+
+def read_reports(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The reports of a journal's runs: ``id``, ``run``, ``attempt``, ``step``,
+    ``metrics``, ``time``; only each run's latest attempt (an attempt the driver
+    was killed during and a later one superseded is left out)."""
+    path = Path(path)
+    if not path.is_file():
+        raise JournalError(f"{path}: no such journal")
+    reports, latest = [], {}
+    for obj in _scan(path):
+        if obj.get("kind") == "report" and type(obj.get("id")) is int:
+            reports.append(obj)
+            latest[(obj["id"], obj.get("run"))] = obj.get("attempt")
+    return [r for r in reports if latest[(r["id"], r.get("run"))] == r.get("attempt")]
 
 
 def _is_header(obj: Any) -> bool:
@@ -1436,6 +1486,159 @@ def write_csv(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     return path
 
 
+# ─── reports (run side) ──────────────────────────────────────────────────────
+#
+# A run calls report(step, **metrics) in any process: the driver's address and
+# the run's identity come from the environment (EXP_REPORT_TO, set once per
+# worker; EXP_RUN, set before each run and inherited by the processes a run
+# starts), never from this module's state, so every copy of exp reports alike.
+# Each call sends its report at once as a datagram, unless the driver's socket
+# is full (the kernel holds a few): then the reports wait in one buffer all
+# copies of exp in the process share (a module in sys.modules) and go as one
+# datagram with the next call, so a call costs microseconds and never waits
+# for the driver. A stop decision comes back as a datagram to the process's own
+# socket and is seen at its next call.
+
+_REPORT_TO, _RUN_ENV = "EXP_REPORT_TO", "EXP_RUN"
+_REPORT_BATCH = 256  # reports in one datagram at most
+_MSG_REPORTS, _MSG_STOP = b"R", b"S"
+
+
+def report(step: float, value: float | None = None, **metrics: float) -> None:
+    """Record a run's metrics at ``step`` (an epoch, a number of samples ...).
+
+    Inside a run of exp the report goes to the driver, which journals it and
+    lets the early-stopping scheduler decide; once it has stopped this run on
+    an earlier report, this call raises ``Pruned`` (and records nothing). Outside exp it does nothing, so the same
+    training script runs alone. ``value`` is the metric named "value".
+    """
+    env = os.environ.get(_RUN_ENV)
+    if env is None:
+        return
+    state = _report_state(env)
+    if state is None:
+        return
+    if _stopped(state, env):  # the scheduler decided on an earlier report
+        raise Pruned(f"stopped by exp's scheduler after step {state.last!r}")
+    if value is not None:
+        metrics["value"] = value
+    if not _is_number(step) or not math.isfinite(step):
+        raise ReportError(f"exp.report: step must be a finite number, got {step!r}")
+    if state.token != env:  # a new run in this process
+        state.token, state.last = env, None
+    last = state.last
+    if last is not None and step < last:
+        raise ReportError(f"exp.report: step {step!r} after step {last!r} (steps must not go "
+                          "backwards)")
+    if not metrics:
+        raise ReportError("exp.report: nothing to report (give a value or metrics, e.g. "
+                          "exp.report(epoch, loss=loss))")
+    for name, x in metrics.items():
+        if hasattr(x, "item") and getattr(x, "shape", None) == ():  # numpy or torch scalars
+            x = metrics[name] = x.item()
+        if not _is_number(x):
+            raise ReportError(f"exp.report: metric {name!r} must be a number, got {x!r}")
+    state.last = step
+    state.buffer.append((env, step, metrics, time.time()))
+    _send_reports(state)
+
+
+def should_stop() -> bool:
+    """True once the scheduler has stopped this run (the next ``report`` raises ``Pruned``)."""
+    env = os.environ.get(_RUN_ENV)
+    if env is None:
+        return False
+    state = _report_state(env)
+    if state is None:
+        return False
+    if state.buffer:
+        _send_reports(state)
+    return _stopped(state, env)
+
+
+def _report_state(env: str) -> Any:
+    """This process's reporting state, shared by every copy of exp in it; None when
+    the driver cannot be reached."""
+    import types
+    state = sys.modules.get("_exp_reports")
+    if state is None or state.pid != os.getpid():  # first use, or a fork of a reporter
+        address = os.environ.get(_REPORT_TO)
+        if not address:
+            return None
+        import socket
+        state = sys.modules["_exp_reports"] = types.ModuleType("_exp_reports")
+        state.pid, state.address, state.buffer = os.getpid(), address, []
+        state.token, state.last = None, None  # the run reporting here, its last step
+        state.stop, state.dead = None, False  # stop: the run told to stop
+        state.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        state.sock.bind(_own_address())
+        state.sock.setblocking(False)
+        import select
+        state.poll = select.poll()
+        state.poll.register(state.sock.fileno(), select.POLLIN)
+        import atexit
+        atexit.register(_flush_reports, 1.0)
+    return None if state.dead else state
+
+
+def _own_address() -> Any:
+    """Where a reporting process hears back: an abstract socket on Linux, else a file."""
+    if sys.platform.startswith("linux"):
+        return ""  # the kernel picks an abstract address
+    import tempfile
+    return os.path.join(tempfile.mkdtemp(prefix="exp-r"), "s")
+
+
+def _socket_address(text: str) -> Any:
+    """The driver's address as EXP_REPORT_TO writes it ("@name": Linux's abstract namespace)."""
+    return b"\0" + text[1:].encode() if text.startswith("@") else text
+
+
+def _send_reports(state: Any, wait: float = 0.0) -> bool:
+    """Send the buffered reports; with ``wait``, for up to that many seconds while the
+    driver's socket is full. True when nothing is left."""
+    deadline = time.monotonic() + wait
+    while state.buffer:
+        batch = state.buffer[:_REPORT_BATCH]
+        try:
+            state.sock.sendto(_MSG_REPORTS + _dumps(batch).encode(),
+                              _socket_address(state.address))
+        except BlockingIOError:  # the driver is behind: keep them, never block the run
+            if time.monotonic() >= deadline:
+                return False
+            import select
+            select.select([], [state.sock], [], 0.005)
+            continue
+        except OSError:  # the driver is gone: nothing to report to
+            state.dead = True
+            state.buffer.clear()
+            return True
+        del state.buffer[:len(batch)]
+    return True
+
+
+def _stopped(state: Any, env: str) -> bool:
+    while state.poll.poll(0):
+        try:
+            msg = state.sock.recv(4096)
+        except OSError:
+            break
+        if msg[:1] == _MSG_STOP:
+            state.stop = msg[1:].decode()
+    return state.stop == env
+
+
+def _flush_reports(wait: float = 5.0) -> None:
+    """Send what this process has not sent yet (a worker, before it reports a run's end)."""
+    state = sys.modules.get("_exp_reports")
+    if state is not None and state.pid == os.getpid() and state.buffer and not state.dead:
+        _send_reports(state, wait)
+
+
+def _is_pruned(error: BaseException) -> bool:
+    return bool(getattr(error, "_exp_pruned", False))
+
+
 # ─── worker (child side) ─────────────────────────────────────────────────────
 #
 # A worker is a fresh interpreter started with subprocess (no fork: fork and
@@ -1591,6 +1794,10 @@ _MSG_READY, _MSG_FATAL, _MSG_RESULTS, _MSG_OK, _MSG_FAILED = b"R", b"X", b"r", b
 _MSG_REFUSED = b"E"  # the runnable cannot take the space: a complete error message follows
 _MSG_TIMEOUT, _MSG_CRASHED = b"t", b"c"  # only from a Dask worker thread, about its child
 _MSG_DROPPED = b"D"  # the tasks the driver took back were dropped: how many follows
+_MSG_PRUNED = b"p"  # the run raised exp.Pruned
+_STATUS_OF = {_MSG_OK: "ok", _MSG_FAILED: "failed", _MSG_PRUNED: "pruned",
+              _MSG_TIMEOUT: "timeout", _MSG_CRASHED: "crashed"}
+_STATUS_BY_INT = {k[0]: v for k, v in _STATUS_OF.items()}  # a status byte read from bytes
 
 
 def _results_message(statuses: bytes, records: list[dict], lines: bytes) -> bytes:
@@ -1787,7 +1994,8 @@ _SEND_EVERY = 0.005
 
 def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | None, logs: str,
                  runnable_hash: str, state: Any = None, names: Iterable[str] | None = None,
-                 permits: int | None = None) -> None:
+                 permits: int | None = None, report_to: str | None = None,
+                 session: str = "") -> None:
     """Run the tasks the driver sends, in order, reporting each as it ends.
 
     ``state`` (shared memory, local pool only) holds the monotonic start time of
@@ -1805,6 +2013,8 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if gpu is not None:  # before the user's module can import CUDA
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    if report_to is not None:  # where exp.report finds the driver, in any process of a run
+        os.environ[_REPORT_TO] = report_to
     capture = _Capture(Path(logs), worker)  # paths resolved before the user's code runs
     try:
         func = load_runnable(runnable)
@@ -1831,9 +2041,12 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
     clock, monotonic, me = time.time, time.monotonic, os.getpid()
     statuses, records, lines, last_sent = bytearray(), [], bytearray(), monotonic()
     todo: deque[tuple] = deque()
+    attempt, runs = f"{session}.{me}.", 0  # each run's attempt: unique across sessions
+    environ = os.environ
 
     def send() -> None:
         nonlocal last_sent
+        _flush_reports()  # a run's reports reach the driver before its end does
         conn.send_bytes(_results_message(statuses, records, lines))
         statuses.clear()
         records.clear()
@@ -1866,27 +2079,30 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
         if pass_run:
             kwargs["run"] = trun
         capture.start()
+        runs += 1
+        environ[_RUN_ENV] = f"{tid},{trun},{attempt}{runs}"
         if state is not None:
             state[0] = monotonic()  # the start first: the driver reads the count first
             state[1] += 1
         start = clock()
         try:
             result, status, error = func(**kwargs), _MSG_OK, None
-        except BaseException:  # noqa: BLE001 - a failing run is data, SystemExit too
+        except BaseException as e:  # noqa: BLE001 - a failing run is data, SystemExit too
             import traceback
-            result, status, error = None, _MSG_FAILED, traceback.format_exc()
+            result, error = None, traceback.format_exc()
+            status = _MSG_PRUNED if _is_pruned(e) else _MSG_FAILED
         if os.getpid() != me:  # a process the run forked came back here: it must not report
             os._exit(0)
         end = clock()
         try:
-            record, line = _entry(task, "ok" if error is None else "failed", result, error,
+            record, line = _entry(task, _STATUS_OF[status], result, error,
                                   worker, gpu, start, end, runnable_hash)
         except (TypeError, ValueError, RecursionError) as e:  # the child serialises,
             # so this is no dead pipe (RecursionError: nested too deep)
             status, error = _MSG_FAILED, f"the run returned a value exp cannot journal: {e}\n"
             record, line = _entry(task, "failed", None, error, worker, gpu, start, end,
                                   runnable_hash)
-        if error is not None:
+        if status == _MSG_FAILED:
             capture.write(error)
         capture.keep(task)
         statuses += status
@@ -2141,6 +2357,7 @@ class _LocalPool:
         # ended: until then one run per worker, however many workers wait.
         self._mean: float | None = None
         self.startup_seconds = 0.0
+        self.reports: _Reports | None = None  # set by the loop: where runs report to
 
     @property
     def capacity(self) -> int:
@@ -2155,6 +2372,8 @@ class _LocalPool:
         settings = {"runnable": self.runnable, "worker": i, "gpu": self.slots[i],
                     "logs": str(self.logs), "runnable_hash": self.runnable_hash,
                     "names": self.names}
+        if self.reports is not None:
+            settings.update(report_to=self.reports.address, session=self.reports.session)
         with _SigintHeld():
             self.workers[i] = _Worker(i, self.slots[i],
                                       _Process(settings, shared_state=True, permits=True))
@@ -2262,7 +2481,9 @@ class _LocalPool:
         from multiprocessing.connection import wait
         self._dispatch()
         outcomes: list[_Outcome] = []
-        waitables = {}
+        waitables: dict[Any, Any] = {}
+        if self.reports is not None:
+            waitables[self.reports] = None
         for w in self.workers:
             if w:
                 waitables[w.process.conn] = w
@@ -2271,8 +2492,13 @@ class _LocalPool:
         if timeout is not None:
             deadline = timeout if deadline is None else min(deadline, timeout)
         ready = wait(list(waitables), timeout=deadline)
+        if self.reports is not None:
+            # First: a worker sends a run's reports before its end, so they are here now.
+            self.reports.receive()
         for obj in ready:
             w = waitables[obj]
+            if w is None:
+                continue
             if self.workers[w.index] is not w:
                 continue  # already replaced this round
             if obj is w.process.conn:
@@ -2287,6 +2513,9 @@ class _LocalPool:
         of weeks overflow the system's poll), or None."""
         now = time.monotonic()
         deadlines = [w.spawned + self.load_timeout for w in self.workers if w and not w.ready]
+        grace = self.reports.next_deadline() if self.reports is not None else None
+        if grace is not None:
+            deadlines.append(now + grace)
         if self.timeout is not None:
             starts = [r[1] for w in self.workers if w and w.queue and (r := w.running())]
             deadlines += [t + self.timeout for t in starts]
@@ -2331,13 +2560,11 @@ class _LocalPool:
             self._mean = seconds if self._mean is None else self._mean + 0.2 * (seconds - self._mean)
             w.heard = now
             lines = blob.splitlines(keepends=True)  # JSON lines hold no raw CR or LF
-            ok = _MSG_OK[0]
             w.reported += len(statuses)
             while w.batches and w.batches[0][0] <= w.reported:
                 w.unreported_bytes -= w.batches.popleft()[1]
             for status, line, record in zip(statuses, lines, records, strict=True):
-                outcomes.append(_Outcome(w.queue.popleft(), "ok" if status == ok else "failed",
-                                         line, record))
+                outcomes.append(_Outcome(w.queue.popleft(), _STATUS_BY_INT[status], line, record))
 
     def _on_death(self, w: _Worker, outcomes: list[_Outcome]) -> None:
         self._on_messages(w, outcomes)  # results it sent before dying still count
@@ -2361,6 +2588,8 @@ class _LocalPool:
                 raise RunnableError(f"{self.runnable}: loading it in a worker took longer than "
                                     f"{self.load_timeout:g}s (--load-timeout)"
                                     + (f"; its last output: {last}" if last else ""))
+        for key in self.reports.overdue() if self.reports is not None else ():
+            self._stop(key, outcomes)
         if self.timeout is None:
             return
         for w in list(self.workers):
@@ -2374,6 +2603,22 @@ class _LocalPool:
                     outcomes.append(self._blame(w, "timeout",
                                                 f"killed after --timeout {self.timeout:g}s"))
                     self._respawn(w)
+
+    def _stop(self, key: tuple, outcomes: list[_Outcome]) -> None:
+        """Kill the worker of a pruned run that did not stop within --prune-grace."""
+        for w in self.workers:
+            running = w.running() if w and w.queue else None
+            if running and (w.queue[running[0]].id, w.queue[running[0]].run) == key:
+                self._on_messages(w, outcomes)  # it may have just ended
+                running = w.running()
+                if running and (w.queue[running[0]].id, w.queue[running[0]].run) == key:
+                    w.process.kill()
+                    w.process.join()
+                    outcomes.append(self._blame(w, "pruned", "killed after --prune-grace "
+                                                f"{self.reports.grace:g}s without another "
+                                                "report"))
+                    self._respawn(w)
+                return
 
     def _blame(self, w: _Worker, status: str, error: str) -> _Outcome | None:
         """The run in progress ends with ``status``; every other task of the queue goes back.
@@ -2488,31 +2733,125 @@ def _fatal_message(runnable: str, text: str) -> str:
 _DASK_CHILD: dict[int, _Child] = {}  # on a Dask worker: thread ident -> its child
 
 
+class _Relay:
+    """On a Dask worker: the reports of a thread's child, sent on to the driver as Dask
+    events on the experiment's topic; the driver's stop decisions, read from one
+    ``distributed.Event`` per stopped attempt, sent back to the reporting processes."""
+
+    CHECK_EVERY = 0.1  # seconds between looks at the stop events while a run reports
+
+    def __init__(self, topic: str, session: str, grace: float):
+        import socket
+        self.topic, self.session, self.grace = topic, session, grace
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._dir = None
+        if sys.platform.startswith("linux"):
+            self.address = f"@exp-relay-{os.getpid()}-{os.urandom(6).hex()}"
+        else:
+            import tempfile
+            self._dir = tempfile.mkdtemp(prefix="exp-")
+            self.address = os.path.join(self._dir, "relay")
+        self.sock.bind(_socket_address(self.address))
+        self.sock.setblocking(False)
+        self.sources: dict[str, set] = {}  # token -> where its reports came from
+        self.stopped: dict[str, float] = {}  # token -> monotonic time the stop was seen
+        self._checked = 0.0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def drain(self) -> list:
+        """Every report waiting, as the driver reads them."""
+        batch = []
+        while True:
+            try:
+                data, address = self.sock.recvfrom(1 << 20)
+            except OSError:
+                return batch
+            if data[:1] == _MSG_REPORTS:
+                try:
+                    items = _loads(data[1:])
+                except ValueError:
+                    continue
+                for item in items:
+                    self.sources.setdefault(item[0], set()).add(address)
+                    if item[0] in self.stopped:
+                        self._tell(item[0], address)
+                batch += items
+
+    def forward(self, worker: Any) -> None:
+        batch = self.drain()
+        if batch:
+            worker.log_event(self.topic, _dumps(batch))  # strict JSON: msgpack takes text
+
+    def check(self, tokens: Iterable[str]) -> None:
+        """Look (at most every CHECK_EVERY s) whether the driver stopped these attempts."""
+        now = time.monotonic()
+        if now - self._checked < self.CHECK_EVERY:
+            return
+        self._checked = now
+        from distributed import Event
+        for token in tokens:
+            if token not in self.stopped and Event(_stop_event(self.session, token)).is_set():
+                self.stopped[token] = now
+                for address in self.sources.get(token, ()):
+                    self._tell(token, address)
+
+    def _tell(self, token: str, address: Any) -> None:
+        try:
+            self.sock.sendto(_MSG_STOP + token.encode(), address)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+        if self._dir is not None:
+            import shutil
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _stop_event(session: str, token: str) -> str:
+    return f"exp-stop-{session}-{token}"
+
+
 class _Child:
     """A worker child process started with subprocess, talking over an inherited socket."""
 
     def __init__(self, runnable: str, label: str, gpu: str | None, runnable_hash: str,
-                 names: list[str]):
+                 names: list[str], relay: _Relay | None = None):
         import tempfile
         self.key = (runnable, runnable_hash, gpu)
         self.logs = Path(tempfile.mkdtemp(prefix="exp-logs-"))
+        self.relay = relay
+        settings = {"runnable": runnable, "worker": label, "gpu": gpu, "logs": str(self.logs),
+                    "runnable_hash": runnable_hash, "names": names}
+        if relay is not None:
+            settings.update(report_to=relay.address, session=relay.session)
         try:
             with _SigintHeld():
-                self.proc = _Process({"runnable": runnable, "worker": label, "gpu": gpu,
-                                      "logs": str(self.logs), "runnable_hash": runnable_hash,
-                                      "names": names}, shared_state=True)
+                self.proc = _Process(settings, shared_state=True)
         except BaseException:
             import shutil
             shutil.rmtree(self.logs, ignore_errors=True)
+            if relay is not None:
+                relay.close()
             raise
         self.ready = False
         self.spawned = time.monotonic()
         self.started = 0  # runs it started, as its shared state counts them, before this batch
 
     def wait(self, timeout: float | None) -> bytes | None:
-        """The child's next message; None on timeout; b"" when it died."""
+        """The child's next message; None on timeout (or reports only, relayed); b"" when
+        it died."""
         from multiprocessing.connection import wait
-        if not wait([self.proc.conn, self.proc.death], _poll_seconds(timeout)):
+        waitables = [self.proc.conn, self.proc.death]
+        if self.relay is not None:
+            waitables.append(self.relay)
+            if self.relay.sources:  # a run reports: look for a stop decision now and then
+                timeout = _Relay.CHECK_EVERY if timeout is None else min(timeout,
+                                                                          _Relay.CHECK_EVERY)
+        ready = wait(waitables, _poll_seconds(timeout))
+        if not ready or ready == [self.relay]:
             return None
         try:
             if self.proc.conn.poll():
@@ -2536,6 +2875,8 @@ class _Child:
         self.proc.kill()
         self.proc.join()
         self.proc.close()
+        if self.relay is not None:
+            self.relay.close()
         shutil.rmtree(self.logs, ignore_errors=True)
 
 
@@ -2546,10 +2887,13 @@ def _poll_seconds(timeout: float | None) -> float | None:
 
 def _dask_run(runnable: str, file_name: str | None, batch: list[tuple], runnable_hash: str,
               timeout: float | None, pin_gpu: bool, names: list[str],
-              load_timeout: float = 300.0) -> tuple[bytes, list, list[tuple], float]:
+              load_timeout: float = 300.0,
+              relay: tuple | None = None) -> tuple[bytes, list, list[tuple], float, list]:
     """Runs on a Dask worker: a batch of runs in this thread's child process.
 
-    Returns (kind, results, tasks not run, seconds the batch took here). kind is
+    Returns (kind, results, tasks not run, seconds the batch took here, the
+    reports read when the runs ended; those of runs in progress go to the
+    driver as Dask events on the topic of ``relay``: (topic, session, grace)). kind is
     b"" when runs were done, each result ``(offset in batch, status byte,
     journal line, log bytes or None)``; or _MSG_REFUSED / _MSG_FATAL when the
     runnable cannot be loaded, the results then ``[message, worker address]``.
@@ -2564,11 +2908,14 @@ def _dask_run(runnable: str, file_name: str | None, batch: list[tuple], runnable
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES") if pin_gpu else None
     me = threading.get_ident()
     child = _DASK_CHILD.get(me)
-    if child is not None and (child.key != (runnable, runnable_hash, gpu) or not child.proc.is_alive()):
+    key = (runnable, runnable_hash, gpu, relay)
+    if child is not None and (child.key != key or not child.proc.is_alive()):
         _DASK_CHILD.pop(me).close()
         child = None
     if child is None:
-        child = _DASK_CHILD[me] = _Child(runnable, worker.address, gpu, runnable_hash, names)
+        child = _DASK_CHILD[me] = _Child(runnable, worker.address, gpu, runnable_hash, names,
+                                         _Relay(*relay) if relay else None)
+        child.key = key
     while not child.ready:
         msg = child.wait(child.spawned + load_timeout - time.monotonic())
         if msg is not None and msg[:1] == _MSG_READY:
@@ -2583,11 +2930,13 @@ def _dask_run(runnable: str, file_name: str | None, batch: list[tuple], runnable
             kind = _MSG_FATAL
             text = msg[1:].decode() if msg[:1] == _MSG_FATAL else _signal_text(child.proc.exitcode)
         _DASK_CHILD.pop(me).close()
-        return kind, [text, worker.address], [], 0.0
+        return kind, [text, worker.address], [], 0.0, []
     before = child.running()[0]  # runs the child had started before this batch
     t0 = time.monotonic()
     child.proc.conn.send(batch)
     results: list[tuple[int, bytes, bytes, bytes | None]] = []
+    ended_reports: list = []  # read as runs ended: returned with them, so they come first
+    relay_ = child.relay
     while len(results) < len(batch):
         started, since = child.running()
         in_progress = started > before + len(results)
@@ -2595,6 +2944,10 @@ def _dask_run(runnable: str, file_name: str | None, batch: list[tuple], runnable
                     since + timeout - time.monotonic() if in_progress else timeout)
         msg = child.wait(wait_for)
         if msg:
+            if relay_ is not None:
+                ended_reports += relay_.drain()  # a child sends a run's reports before its end
+                relay_.sources.clear()
+                relay_.stopped.clear()
             statuses, _, blob = _read_results(msg)
             for status, line in zip(statuses, blob.splitlines(keepends=True)):
                 results.append((len(results), bytes([status]), line,
@@ -2602,9 +2955,21 @@ def _dask_run(runnable: str, file_name: str | None, batch: list[tuple], runnable
             continue
         started, since = child.running()
         blamed = started - before - 1  # offset of the run in progress, if not reported
-        if msg is None and (blamed < len(results) or time.monotonic() - since < timeout):
+        pruned_late = False
+        if relay_ is not None and msg is None:
+            relay_.forward(worker)
+            relay_.check(list(relay_.sources))
+            pruned_late = any(time.monotonic() - t >= relay_.grace
+                              for t in relay_.stopped.values())
+        overdue = bool(timeout) and time.monotonic() - since >= timeout
+        if msg is None and (blamed < len(results) or not (overdue or pruned_late)):
             continue  # nothing overdue at the deadline: look again
-        if msg is None:  # still running past the deadline
+        if msg is None and pruned_late:  # stopped, and no report since, in --prune-grace
+            child.proc.kill()
+            child.proc.join()
+            kind, status, error = _MSG_PRUNED, "pruned", (
+                f"killed after --prune-grace {relay_.grace:g}s without another report")
+        elif msg is None:  # still running past the deadline
             child.proc.kill()
             child.proc.join()
             kind, status, error = _MSG_TIMEOUT, "timeout", f"killed after --timeout {timeout:g}s"
@@ -2619,9 +2984,11 @@ def _dask_run(runnable: str, file_name: str | None, batch: list[tuple], runnable
             _, line = _entry(t, status, None, error, worker.address, gpu,
                              now - (time.monotonic() - since), now, runnable_hash)
             results.append((blamed, kind, line, _take_log(child.logs, t)))
+        if relay_ is not None:
+            ended_reports += relay_.drain()
         _DASK_CHILD.pop(me).close()
-        return b"", results, [batch[i] for i in unrun], time.monotonic() - t0
-    return b"", results, [], time.monotonic() - t0
+        return b"", results, [batch[i] for i in unrun], time.monotonic() - t0, ended_reports
+    return b"", results, [], time.monotonic() - t0, ended_reports
 
 
 def _take_log(logs: Path, task: _Task) -> bytes | None:
@@ -2667,6 +3034,8 @@ class _DaskPool:
         self._lost_at: float | None = None  # monotonic time the scheduler was last seen gone
         self.where = address or scheduler_file  # the scheduler's address, once known
         self._log_level = 0
+        self.reports: _Reports | None = None  # set by the loop: where runs report to
+        self.topic = ""
 
     def start(self) -> None:
         t0 = time.monotonic()
@@ -2691,6 +3060,11 @@ class _DaskPool:
             raise ExpError("--cluster: the scheduler has no workers (start some with "
                            "'dask worker ADDRESS', or give --workers)")
         self.capacity = self.workers or threads
+        if self.reports is not None:  # runs' reports come back as events on one topic
+            self.topic = f"exp-reports-{self.reports.session}"
+            self.client.subscribe_topic(self.topic, lambda event: self._done.put(event[1]))
+            self.reports.send_stop = self._send_stop
+            self.reports.on_stopped_end = self._clear_stop
         self.startup_seconds = time.monotonic() - t0
 
     def _check_where(self) -> str:
@@ -2742,8 +3116,14 @@ class _DaskPool:
     CONNECT_SECONDS = 20
 
     def room(self) -> int:
-        per_slot = self._batch() * 2 if self.batching else 1
-        return max(0, self.capacity * per_slot - self._in_flight() - len(self.pending))
+        return max(0, self.capacity * self._batch() * self._depth() - self._in_flight()
+                   - len(self.pending))
+
+    def _depth(self) -> int:
+        """Tasks in flight per Dask thread: two while runs are short (one queued behind
+        the other hides the scheduler's round trip), else one. A Dask worker that dies
+        is blamed for every task it holds, queued ones too: long runs are not queued."""
+        return 2 if self._batch() > 1 and not self._single else 1
 
     def _in_flight(self) -> int:
         return sum(len(b) for b in self.futures.values())
@@ -2765,7 +3145,7 @@ class _DaskPool:
                 else f"{self.runnable.module}:{self.runnable.function}")
         resources = {"GPU": self.gpus_per_run} if self.gpus_per_run else None
         size = self._batch()
-        while self.pending and len(self.futures) < self.capacity * (2 if self.batching else 1):
+        while self.pending and len(self.futures) < self.capacity * self._depth():
             if (self.pending[0].id, self.pending[0].run) in self._single:
                 batch = [self.pending.popleft()]
             else:
@@ -2773,6 +3153,7 @@ class _DaskPool:
             future = self.client.submit(
                 _dask_run, spec, file_name, [(t.id, t.run, t.params) for t in batch], self.runnable_hash,
                 self.timeout, bool(self.gpus_per_run), self.names, self.load_timeout,
+                (self.topic, self.reports.session, self.reports.grace) if self.reports else None,
                 pure=False, resources=resources,
                 key=f"exp-{batch[0].id}-{batch[0].run}-{os.urandom(4).hex()}")
             self.futures[future] = batch
@@ -2800,11 +3181,26 @@ class _DaskPool:
             except queue.Empty:
                 break
         outcomes: list[_Outcome] = []
-        for future in done:
-            batch = self.futures.pop(future, None)
+        for item in done:
+            if isinstance(item, str):  # reports, relayed as text from a Dask worker
+                if self.reports is not None:
+                    self.reports.handle(_loads(item), None)
+                continue
+            batch = self.futures.pop(item, None)
             if batch is not None:
-                self._on_result(future, batch, outcomes)
+                self._on_result(item, batch, outcomes)
         return outcomes
+
+    def _send_stop(self, source: Any, token: str) -> None:
+        from distributed import Event
+        Event(_stop_event(self.reports.session, token), client=self.client).set()
+
+    def _clear_stop(self, token: str) -> None:
+        from distributed import Event
+        try:
+            Event(_stop_event(self.reports.session, token), client=self.client).clear()
+        except Exception:  # noqa: BLE001 - only tidying the scheduler
+            pass
 
     def _learn(self, seconds: float) -> None:
         self._mean = seconds if self._mean is None else self._mean + 0.2 * (seconds - self._mean)
@@ -2825,7 +3221,9 @@ class _DaskPool:
     def _on_result(self, future: Any, batch: list[_Task], outcomes: list[_Outcome]) -> None:
         """Journal what a batch did; put back what it did not run."""
         if future.status == "finished":
-            kind, results, unrun, seconds = future.result()
+            kind, results, unrun, seconds, reports = future.result()
+            if reports and self.reports is not None:
+                self.reports.handle(reports, None)
             if kind == _MSG_REFUSED:
                 raise RunnableError(results[0])
             if kind == _MSG_FATAL:
@@ -2837,7 +3235,7 @@ class _DaskPool:
                 task = batch[offset]
                 if log_bytes:
                     (self.logs / f"{task.id}-{task.run}.log").write_bytes(log_bytes)
-                outcomes.append(_Outcome(task, _DASK_STATUS.get(status, "crashed"), line))
+                outcomes.append(_Outcome(task, _STATUS_OF.get(status, "crashed"), line))
             self.pending.extendleft(reversed([_Task(*t) for t in unrun]))
             if results:
                 self._learn(seconds / len(results))
@@ -2886,10 +3284,6 @@ class _DaskPool:
                 pass
             import logging
             logging.getLogger("distributed.client").setLevel(self._log_level)
-
-
-_DASK_STATUS = {_MSG_OK: "ok", _MSG_FAILED: "failed", _MSG_TIMEOUT: "timeout",
-                _MSG_CRASHED: "crashed"}
 
 
 def _default_security() -> Any:
@@ -3102,6 +3496,354 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+# ─── early stopping ──────────────────────────────────────────────────────────
+#
+# Runs report (step, metrics); a scheduler ("pruner") reads one metric of them
+# and stops the runs that are clearly losing. A pruner is plain arithmetic over
+# what it has been told, in order: reports (report), the end of runs (end),
+# attempts superseded by a new attempt of the same run (forget). Told the
+# journal's lines again in their order, it is in the state the experiment left
+# it in, so a resumed experiment decides as an uninterrupted one would.
+
+PRUNERS = ("median", "asha", "hyperband")
+#: The median rule waits for this many finished runs, as Optuna's MedianPruner does.
+_MEDIAN_STARTUP = 5
+
+
+class _Rungs:
+    """Asynchronous successive halving over the runs of one bracket (Li et al., 2020).
+
+    Rung k is at step ``min_step * eta ** (rate + k)`` (below ``max_step``). A run
+    that reaches a rung records its value there (the value it reports at the
+    first step at or past the rung) and goes on only if that value is among the
+    best ``n // eta`` of the ``n`` values recorded at the rung, itself included
+    (the best so far while ``n < eta``), as Optuna's SuccessiveHalvingPruner.
+    """
+
+    def __init__(self, min_step: float, max_step: float | None, eta: int, rate: int = 0):
+        self.min_step, self.max_step, self.eta, self.rate = min_step, max_step, eta, rate
+        self.values: list[dict[tuple, float]] = []  # per rung: run -> value (minimised)
+        self.next: dict[tuple, int] = {}  # the next rung of each run
+
+    def report(self, key: tuple, step: float, value: float) -> str | None:
+        k = self.next.get(key, 0)
+        while True:
+            milestone = self.min_step * self.eta ** (self.rate + k)
+            if (self.max_step is not None and milestone >= self.max_step) or step < milestone:
+                self.next[key] = k
+                return None
+            while len(self.values) <= k:
+                self.values.append({})
+            rung = self.values[k]
+            rung[key] = value
+            ranked = sorted(rung.values())
+            keep = max(1, len(ranked) // self.eta)
+            cutoff = ranked[keep - 1]
+            if value != value or value > cutoff:
+                return (f"at the step {_num(milestone)} rung not in the best {keep} of "
+                        f"{len(ranked)} (cutoff {_num(cutoff)})")
+            k += 1
+
+    def forget(self, key: tuple) -> None:
+        self.next.pop(key, None)
+        for rung in self.values:
+            rung.pop(key, None)
+
+
+class _Pruner:
+    """``median``, ``asha`` or ``hyperband`` over the minimised values of one metric."""
+
+    def __init__(self, kind: str, *, maximize: bool = False, min_step: float = 1,
+                 max_step: float | None = None, eta: int = 3):
+        self.kind, self.sign = kind, -1.0 if maximize else 1.0
+        self.min_step, self.max_step, self.eta = min_step, max_step, eta
+        self.curves: dict[tuple, dict[float, float]] = {}  # median: runs in flight
+        self.at_step: dict[float, list[float]] = {}  # median: finished runs' values by step
+        self.finished = 0
+        self.brackets: list[_Rungs] = []
+        if kind == "asha":
+            self.brackets = [_Rungs(min_step, max_step, eta)]
+        elif kind == "hyperband" and max_step is not None:
+            self._brackets(max_step)
+
+    def _brackets(self, max_step: float) -> None:
+        """One bracket per rate s (its first rung at ``min_step * eta**s``), as Hyperband
+        (Li et al., 2018) run asynchronously, as Optuna's HyperbandPruner does."""
+        self.max_step = max_step
+        n = 1
+        while self.min_step * self.eta ** n <= max_step:
+            n += 1
+        self.brackets = [_Rungs(self.min_step, max_step, self.eta, rate=s) for s in range(n)]
+        # Bracket s gets runs in proportion to its budget, ceil(n eta^(n-1-s) / (n-s)).
+        self.budgets = [math.ceil(n * self.eta ** (n - 1 - s) / (n - s)) for s in range(n)]
+
+    def bracket(self, key: tuple) -> _Rungs | None:
+        """The bracket of a run: a hash of its identity, so the same after a resume."""
+        if len(self.brackets) <= 1:
+            return self.brackets[0] if self.brackets else None
+        import zlib
+        slot = zlib.crc32(f"{key[0]},{key[1]}".encode()) % sum(self.budgets)
+        for rungs, budget in zip(self.brackets, self.budgets):
+            if slot < budget:
+                return rungs
+            slot -= budget
+        return self.brackets[-1]
+
+    def report(self, key: tuple, step: float, value: float) -> str | None:
+        """Told a run's value at a step: why to stop it, or None."""
+        value = self.sign * value
+        if self.kind == "median":
+            return self._median(key, step, value)
+        rungs = self.bracket(key)
+        if rungs is None:  # hyperband before any run has shown the full length of a run
+            return None
+        reason = rungs.report(key, step, value)
+        if reason and len(self.brackets) > 1:
+            reason = f"bracket {rungs.rate}, {reason}"
+        return reason
+
+    def _median(self, key: tuple, step: float, value: float) -> str | None:
+        curve = self.curves.setdefault(key, {})
+        curve.setdefault(step, value)
+        if step < self.min_step or self.finished < _MEDIAN_STARTUP:
+            return None
+        others = self.at_step.get(step)
+        if not others:
+            return None
+        import statistics
+        best, median = min(curve.values()), statistics.median(others)
+        if best != best or best > median:
+            return (f"its best so far {_num(self.sign * best)} is worse than the median "
+                    f"{_num(self.sign * median)} of {len(others)} finished runs at step {_num(step)}")
+        return None
+
+    def end(self, key: tuple, status: str, step: float | None) -> None:
+        """A run ended: an ok one joins the median's runs and shows hyperband a run's length."""
+        curve = self.curves.pop(key, None)
+        if status != "ok":
+            return
+        if curve is not None:
+            self.finished += 1
+            for at, value in curve.items():
+                self.at_step.setdefault(at, []).append(value)
+        if self.kind == "hyperband" and self.max_step is None and step is not None:
+            self._brackets(step)
+
+    def forget(self, key: tuple) -> None:
+        """A run starts again: what its earlier attempt reported no longer counts."""
+        self.curves.pop(key, None)
+        for rungs in self.brackets:
+            rungs.forget(key)
+
+
+def _check_prune(prune: str | None, *, metric: str | None, min_step: float,
+                 max_step: float | None, eta: int, grace: float) -> None:
+    """Refuse pruning settings that cannot work, before any run starts."""
+    if prune is None:
+        return
+    if prune not in PRUNERS:
+        raise ExpError(f"unknown --prune {prune!r} (valid schedulers are {_quoted(PRUNERS)})")
+    if not isinstance(eta, int) or isinstance(eta, bool) or eta < 2:
+        raise ExpError(f"--eta must be an integer >= 2, got {eta!r}")
+    if not (_is_number(min_step) and math.isfinite(min_step) and min_step > 0):
+        raise ExpError(f"--min-step must be a number > 0, got {min_step!r}")
+    if max_step is not None and not (_is_number(max_step) and max_step > min_step):
+        raise ExpError(f"--min-step {min_step!r} must be below --max-step {max_step!r}")
+    _check_timeout(grace, "--prune-grace")
+
+
+class _Attempt:
+    """One attempt at a run that reported: its last step and metrics, a stop decision."""
+
+    __slots__ = ("key", "token", "step", "metrics", "stop", "deadline", "ended", "sources")
+
+    def __init__(self, key: tuple, token: str):
+        self.key, self.token = key, token
+        self.step: float | None = None
+        self.metrics: dict[str, Any] | None = None
+        self.stop: str | None = None  # why the scheduler stopped it
+        self.deadline = 0.0  # monotonic: killed if it has not ended by then
+        self.ended = False
+        self.sources: set = set()  # where its reports came from: where a stop goes
+
+
+class _Reports:
+    """The driver's side of reports: journaled as they come, fed to the pruner, stop
+    decisions sent back; a run that reported ends with its attempt, step and last
+    metrics in its record (a pruned run's last metrics are its result)."""
+
+    def __init__(self, journal: _Journal, pruner: _Pruner | None, metric: str | None, *,
+                 grace: float = 60.0, progress: _Progress | None = None):
+        import socket
+        self.journal, self.pruner, self.metric, self.grace = journal, pruner, metric, grace
+        self.progress = progress
+        self.session = os.urandom(3).hex()  # attempt tokens of this driver never repeat
+        self.attempts: dict[str, _Attempt] = {}  # token -> attempt
+        self.latest: dict[tuple, str] = {}  # (id, run) -> its latest attempt's token
+        self.send_stop: Callable[[Any, str], None] = self._reply  # (source, token); Dask: its own
+        self.on_stopped_end: Callable[[str], None] | None = None  # Dask: clear its stop event
+        self.metric_seen = False  # some report had the metric: one without it is no typo
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._dir = None
+        if sys.platform.startswith("linux"):
+            self.address = f"@exp-{os.getpid()}-{os.urandom(6).hex()}"
+        else:
+            import tempfile
+            self._dir = tempfile.mkdtemp(prefix="exp-")
+            self.address = os.path.join(self._dir, "reports")
+        self.sock.bind(_socket_address(self.address))
+        self.sock.setblocking(False)
+        # The kernel holds few datagrams per socket; reporters batch theirs, and a
+        # large receive buffer keeps them from waiting on a busy driver.
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        except OSError:
+            pass
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def receive(self) -> None:
+        """Take every datagram waiting (never blocks)."""
+        while True:
+            try:
+                data, address = self.sock.recvfrom(1 << 20)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if data[:1] == _MSG_REPORTS:
+                try:
+                    batch = _loads(data[1:])
+                except ValueError:
+                    continue
+                self.handle(batch, address)
+
+    def _reply(self, address: Any, token: str) -> None:
+        try:
+            self.sock.sendto(_MSG_STOP + token.encode(), address)
+        except OSError:
+            pass  # that process has gone
+
+    def handle(self, batch: list, source: Any) -> None:
+        """Reports ``[token, step, metrics, time]`` of runs, from ``source`` (where
+        ``send_stop`` reaches the process that sent them)."""
+        for token, step, metrics, when in batch:
+            attempt = self.attempts.get(token)
+            if attempt is None:
+                try:
+                    cid, run, _ = token.split(",", 2)
+                    key = (int(cid), int(run))
+                except ValueError:
+                    continue
+                attempt = self.attempts[token] = _Attempt(key, token)
+                old = self.latest.get(key)
+                if old is not None and old != token:
+                    self.attempts.pop(old, None)
+                    if self.pruner is not None:
+                        self.pruner.forget(key)
+                self.latest[key] = token
+            key = attempt.key
+            self.journal.write((f'{{"kind":"report","id":{key[0]},"run":{key[1]},'
+                                f'"attempt":{_dumps(token)},"step":{_dumps(step)},'
+                                f'"metrics":{_dumps(metrics)},"time":{when:.6f}}}\n').encode())
+            if attempt.ended:
+                continue  # a process of a run that has ended: journaled, decides nothing
+            attempt.step, attempt.metrics = step, metrics
+            attempt.sources.add(source)
+            if self.progress is not None:
+                self.progress.steps[key] = step
+            if attempt.stop is not None:
+                self.send_stop(source, token)  # stopped, and still reporting: tell it again
+                continue
+            value = metrics.get(self.metric) if self.metric else None
+            if self.pruner is not None and self.metric not in metrics and not self.metric_seen:
+                raise ExpError(f"--prune reads the metric {self.metric!r}, but run {key[0]} "
+                               f"reported {_quoted(metrics)} (give --objective KEY, or "
+                               f"report(step, value))")
+            self.metric_seen = True
+            if self.pruner is not None and _is_number(value):
+                reason = self.pruner.report(key, step, float(value))
+                if reason is not None:
+                    attempt.stop = reason
+                    attempt.deadline = time.monotonic() + self.grace
+                    for where in attempt.sources:
+                        self.send_stop(where, token)
+
+    def ended(self, outcome: _Outcome) -> None:
+        """A run ended: the pruner learns it; if it reported, its record says what."""
+        key = (outcome.task.id, outcome.task.run)
+        token = self.latest.pop(key, None)
+        attempt = self.attempts.pop(token, None) if token else None
+        if self.progress is not None:
+            self.progress.steps.pop(key, None)
+        if self.pruner is not None:
+            self.pruner.end(key, outcome.status, attempt.step if attempt else None)
+        if attempt is None:
+            return
+        attempt.ended = True
+        self.attempts[token] = attempt  # late reports of its processes are recognised
+        if attempt.stop is not None and self.on_stopped_end is not None:
+            self.on_stopped_end(token)
+        record = dict(outcome.record())
+        record.update(attempt=token, step=attempt.step, reported=attempt.metrics)
+        if outcome.status == "pruned":
+            record["result"] = attempt.metrics
+            if attempt.stop is not None:
+                killed = record.get("error") or ""
+                record["error"] = (f"pruned at step {_num(attempt.step)} by {self.pruner.kind}, "
+                                   f"{attempt.stop}"
+                                   + (f"; {killed}" if killed.startswith("killed") else ""))
+        outcome.line = (_dumps(record) + "\n").encode()
+        outcome._record = record
+
+    def overdue(self) -> list[tuple]:
+        """Runs told to stop that have not ended within the grace period."""
+        now = time.monotonic()
+        late = [a for a in self.attempts.values()
+                if a.stop is not None and not a.ended and now >= a.deadline]
+        for a in late:
+            a.deadline = now + self.grace  # at most once a grace period, whatever comes of it
+        return [a.key for a in late]
+
+    def next_deadline(self) -> float | None:
+        waiting = [a.deadline for a in self.attempts.values() if a.stop is not None and not a.ended]
+        return max(0.0, min(waiting) - time.monotonic()) if waiting else None
+
+    def close(self) -> None:
+        self.sock.close()
+        if self._dir is not None:
+            import shutil
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _replay(path: Path, pruner: _Pruner | None, metric: str | None) -> None:
+    """Tell a pruner a journal's reports and run ends, in their order (see above):
+    the attempts that never ended (the driver was killed) are forgotten."""
+    if pruner is None or not path.exists():
+        return
+    latest: dict[tuple, str] = {}
+    ended: set[str] = set()
+    for obj in _scan(path):
+        if obj.get("kind") == "report":
+            key, token = (obj["id"], obj["run"]), obj.get("attempt")
+            if latest.get(key) != token:
+                if key in latest:
+                    pruner.forget(key)
+                latest[key] = token
+            value = obj["metrics"].get(metric) if isinstance(obj.get("metrics"), dict) else None
+            if token not in ended and _is_number(value) and _is_number(obj.get("step")):
+                pruner.report(key, obj["step"], float(value))
+        elif _is_record(obj):
+            key = (obj["id"], obj["run"])
+            if obj.get("attempt") is not None:
+                ended.add(obj["attempt"])
+            pruner.end(key, obj["status"], obj.get("step"))
+    for key, token in latest.items():
+        if token not in ended:
+            pruner.forget(key)
+
+
 # ─── experiment loop ─────────────────────────────────────────────────────────
 
 
@@ -3120,8 +3862,8 @@ class _GridSource:
         pass
 
 
-def _drive(pool: Any, source: Any, journal: _Journal, progress: _Progress, *,
-           cancel: bool = False) -> bool:
+def _drive(pool: Any, source: Any, journal: _Journal, progress: _Progress, reports: _Reports,
+           *, cancel: bool = False) -> bool:
     """The loop shared by run and gopt: feed the pool, journal what ends.
 
     A source has ``batching`` (may runs queue up on a worker), ``take(k)`` (up
@@ -3135,11 +3877,12 @@ def _drive(pool: Any, source: Any, journal: _Journal, progress: _Progress, *,
                 pool.submit(task)
         if not pool.busy():
             return True  # nothing running and the source has nothing more to give
-        outcomes = pool.wait(progress.due)  # wakes for the progress line too
+        due = progress.due
+        outcomes = pool.wait(due)  # wakes for the progress line too
         for outcome in outcomes:
+            reports.ended(outcome)
             journal.add(outcome)
-        if outcomes:
-            journal.flush()  # once per wake-up; what is not flushed is rerun on resume
+        journal.flush()  # once per wake-up; what is not flushed is rerun on resume
         for outcome in outcomes:
             source.tell(outcome)
             progress.add(outcome)
@@ -3233,13 +3976,40 @@ def _check_name(name: str) -> None:
                        f"got {name!r}" + (f" ({size} bytes)" if size > _MAX_NAME_BYTES else ""))
 
 
+class _Pruning(NamedTuple):
+    """Early-stopping settings (see _Pruner); ``kind`` None: reports are only journaled."""
+
+    kind: str | None = None
+    metric: str | None = None
+    maximize: bool = False
+    min_step: float = 1
+    max_step: float | None = None
+    eta: int = 3
+    grace: float = 60.0
+
+    def check(self) -> _Pruning:
+        """Refuse what cannot work; the metric is "value" (``report(step, value)``) when
+        no --objective names another."""
+        _check_prune(self.kind, metric=self.metric, min_step=self.min_step,
+                     max_step=self.max_step, eta=self.eta, grace=self.grace)
+        return self._replace(metric=self.metric or "value") if self.kind else self
+
+    def pruner(self) -> _Pruner | None:
+        if self.kind is None:
+            return None
+        return _Pruner(self.kind, maximize=self.maximize, min_step=self.min_step,
+                       max_step=self.max_step, eta=self.eta)
+
+
 def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float | None,
               cancel: bool, quiet: bool, total: int, label: str = "",
               progress: _Progress | None = None, load_timeout: float = 300.0,
-              kuma: bool = False, progress_every: float | None = None) -> tuple[bool, _Progress]:
+              kuma: bool = False, progress_every: float | None = None,
+              pruning: _Pruning = _Pruning()) -> tuple[bool, _Progress]:
     """Start workers, drive the source to its end, stop workers; Ctrl-C safe.
 
     ``progress`` may be given by a caller that adds to its line (``extra``).
+    The pruner starts from what the journal's reports and runs tell it.
     """
     _check_timeout(timeout)
     _check_timeout(load_timeout, "--load-timeout")
@@ -3253,6 +4023,10 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
                       load_timeout=load_timeout)
     progress = progress or _Progress(total, quiet=quiet, label=label, kuma=kuma,
                                      every=progress_every)
+    pruner = pruning.check().pruner()
+    _replay(journal.path, pruner, pruning.metric)
+    reports = _Reports(journal, pruner, pruning.metric, grace=pruning.grace, progress=progress)
+    pool.reports = reports
     # SIGTERM, and SIGHUP (the terminal closed) unless it is ignored (nohup), end the
     # experiment as Ctrl-C does: workers stopped, journal whole, exit 130.
     previous = {}
@@ -3265,13 +4039,14 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
     completed = False
     try:
         pool.start()
-        completed = _drive(pool, source, journal, progress, cancel=cancel)
+        completed = _drive(pool, source, journal, progress, reports, cancel=cancel)
     finally:
         progress.startup = pool.startup_seconds
         # The journal is synced and closed while the workers exit (_finish closes
         # it too, for the paths that never reach this).
         pool.shutdown(kill=not completed, meanwhile=journal.close)
         progress.close()
+        reports.close()
         for signum, old in previous.items():
             signal.signal(signum, old)
     return completed, progress
@@ -3340,7 +4115,10 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
                    scheduler_file: str | None = None, cluster_security: str | None = None,
                    load_timeout: float = 300.0, gpu_max_util: float = GPU_MAX_UTIL,
                    gpu_max_mem: float = GPU_MAX_MEM, kuma: bool = False,
-                   progress_every: float | None = None) -> Records:
+                   progress_every: float | None = None, prune: str | None = None,
+                   objective: str | None = None, maximize: bool = False,
+                   min_step: float = 1, max_step: float | None = None, eta: int = 3,
+                   prune_grace: float = 60.0) -> Records:
     """Run every configuration of ``space`` (``runs`` times) and return the records.
 
     Results go to ``OUT/NAME.jsonl`` as each run ends; calling again with the
@@ -3348,11 +4126,14 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
     those that failed) are not run again. ``KeyboardInterrupt`` leaves the
     journal whole. Raises ``ExpError`` for bad input before any run starts.
     ``cluster="tcp://HOST:PORT"`` (or ``scheduler_file``) sends the runs to a
-    Dask distributed scheduler instead of local worker processes.
+    Dask distributed scheduler instead of local worker processes. ``prune``
+    (``"median"``, ``"asha"``, ``"hyperband"``) stops runs whose reported
+    ``objective`` is losing (see ``report``); pruned runs are not run again.
     """
     if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
         raise ExpError(f"runs must be >= 1, got {runs}")
     _check_timeout(timeout)
+    pruning = _Pruning(prune, objective, maximize, min_step, max_step, eta, prune_grace).check()
     setup = _prepare(space, runnable, workers=workers, gpus=gpus, per_gpu=per_gpu,
                      gpus_per_run=gpus_per_run, out=out, name=name, seed=seed, cluster=cluster,
                      scheduler_file=scheduler_file, cluster_security=cluster_security,
@@ -3372,19 +4153,20 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
 
     try:
         done = {(r["id"], r["run"]) for r in _latest(journal.records)
-                if r["status"] == "ok" or not retry_failed}
+                if r["status"] in ("ok", "pruned") or not retry_failed}
         tasks, total = _grid_tasks(space, runs, done, config_ids)
         source = _GridSource(tasks)
         completed, progress = _run_pool(setup, source, journal, timeout=timeout, cancel=cancel,
                                         quiet=quiet, total=total, load_timeout=load_timeout,
-                                        kuma=kuma, progress_every=progress_every)
+                                        kuma=kuma, progress_every=progress_every, pruning=pruning)
     except BaseException:
         _finish(setup, journal, None, quiet=True, reread=True, belongs=belongs)
         raise
-    records = _finish(setup, journal, progress, quiet=quiet, belongs=belongs)
+    records = _finish(setup, journal, progress, quiet=quiet, belongs=belongs,
+                      objective=objective, maximize=maximize)
     ids = set(config_ids) if config_ids is not None else None
     records.complete = completed and (len(ids) if ids is not None else size) * runs == sum(
-        r["status"] == "ok" and (ids is None or r["id"] in ids) for r in records)
+        r["status"] in ("ok", "pruned") and (ids is None or r["id"] in ids) for r in records)
     return records
 
 
@@ -3629,7 +4411,7 @@ def summarize(records: list[dict[str, Any]], *, journal: str | os.PathLike | Non
     if progress is not None and progress.done:
         lines[0] += (f" ({progress.done} this time in {progress.elapsed:.1f}s, workers started "
                      f"in {progress.startup:.2f}s)")
-    bad = [r for r in records if r["status"] != "ok"]
+    bad = [r for r in records if r["status"] not in ("ok", "pruned")]
     for r in bad[:10]:
         error = (r.get("error") or "").strip().splitlines()
         lines.append(f"  {r['status']} id {r['id']} run {r['run']}: {error[-1] if error else ''}")
@@ -3698,6 +4480,20 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fresh", action="store_true", help="move the old journal aside, start over")
     p.add_argument("--retry-failed", action="store_true", help="on resume, rerun runs not ok")
     p.add_argument("--cancel", action="store_true", help="stop everything at the first failure")
+    p.add_argument("--objective", metavar="KEY",
+                   help="the key of a dict result (and of reports) to rank, optimise, prune by")
+    p.add_argument("--maximize", action="store_true", help="higher is better")
+    e = p.add_argument_group("early stopping (runs call exp.report)")
+    e.add_argument("--prune", choices=PRUNERS,
+                   help="stop losing runs by their reported --objective (or value)")
+    e.add_argument("--min-step", type=float, default=1, metavar="S",
+                   help="first step a run may be stopped at, ASHA's first rung (default 1)")
+    e.add_argument("--max-step", type=float, metavar="S",
+                   help="the full length of a run in steps (ASHA's last rung; hyperband "
+                   "learns it from the first run that ends when not given)")
+    e.add_argument("--eta", type=int, default=3, help="ASHA/hyperband reduction factor (default 3)")
+    e.add_argument("--prune-grace", type=float, default=60.0, metavar="SECONDS",
+                   help="kill a stopped run that does not report again within this (default 60)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line or summary")
     p.add_argument("--progress-every", type=float, metavar="SECONDS",
                    help="seconds between progress lines when stderr is not a terminal "
@@ -3750,8 +4546,6 @@ def _parser() -> argparse.ArgumentParser:
                           description="Minimise what run() returns with scikit-optimize.")
     _add_common(gopt)
     gopt.add_argument("-n", "--n", type=int, default=20, help="total evaluations (default 20)")
-    gopt.add_argument("--objective", metavar="KEY", help="key of a dict result to optimise")
-    gopt.add_argument("--maximize", action="store_true", help="maximise instead of minimise")
     surrogates, acquisitions = ("GP", "RF", "ET", "GBRT", "random"), ("EI", "PI", "LCB", "gp_hedge")
     gopt.add_argument("-s", "--surrogate", default="GP", choices=surrogates,
                       type=_any_case(surrogates), help="the model (default GP; any case)")
@@ -3803,7 +4597,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         quiet=args.quiet, cluster=args.cluster, scheduler_file=args.scheduler_file,
         cluster_security=args.cluster_security, load_timeout=args.load_timeout,
         gpu_max_util=args.gpu_max_util, gpu_max_mem=args.gpu_max_mem, kuma=args.kuma,
-        progress_every=args.progress_every)
+        progress_every=args.progress_every, prune=args.prune, objective=args.objective,
+        maximize=args.maximize, min_step=args.min_step, max_step=args.max_step, eta=args.eta,
+        prune_grace=args.prune_grace)
     return EXIT_OK if records.complete else EXIT_NOT_OK
 
 

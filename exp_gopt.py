@@ -197,6 +197,8 @@ def _key(point: Sequence[Any]) -> tuple:
 
 def _objective_value(result: Any, objective: str | None) -> tuple[float | None, str | None]:
     """(value, None) for a usable result, else (None, why not)."""
+    if objective == "value" and exp._is_number(result):
+        return _objective_value(float(result), None)  # report(step, value)'s name for a number
     if isinstance(result, dict):
         if objective is None:
             keys = ", ".join(repr(k) for k in result) or "none"
@@ -582,7 +584,8 @@ class _Source:
     def __init__(self, opt: _Optimizer, mapping: _Mapping, journal: exp._Journal, *,
                  n: int, n_new: int, used_ids: set[int], design: list[list[Any]],
                  objective: str | None, maximize: bool, sync: bool, batch: int,
-                 retry: list[exp._Task], plotter: _LivePlot | None = None):
+                 retry: list[exp._Task], plotter: _LivePlot | None = None,
+                 pruned_as: str = "last"):
         self.opt, self.mapping, self.journal = opt, mapping, journal
         self.n = n  # the budget: evaluations in all, earlier sessions included
         self.left = n_new  # new evaluations still to hand out
@@ -595,6 +598,7 @@ class _Source:
         self.best: tuple[float, int] | None = None  # (minimised value, id)
         self.progress: exp._Progress | None = None
         self.objective_seen = False  # some result had the objective: a missing key is no typo
+        self.pruned_as = pruned_as  # how pruned runs are told (PRUNED_AS)
 
     def take(self, k: int) -> list[exp._Task]:
         if self.sync:
@@ -630,7 +634,9 @@ class _Source:
     def tell(self, outcome: exp._Outcome) -> None:
         point = self.pending.pop(outcome.task.id)
         value = None
-        if outcome.status == "ok":
+        if outcome.status == "pruned":
+            value = _pruned_value(outcome.record(), self.pruned_as, self.objective)
+        elif outcome.status == "ok":
             record = outcome.record()
             result = record.get("result")
             value, reason = _objective_value(result, self.objective)
@@ -640,30 +646,39 @@ class _Source:
                   and not self.objective_seen):
                 # A typo, not a bad run: stop now rather than spend the budget on it.
                 raise exp.ExpError(f"--objective {self.objective!r}: {reason}")
+            elif not isinstance(result, (dict, int, float)) and not self.objective_seen:
+                raise exp.ExpError(f"run() returned {exp._printable(repr(result))[:80]} (a "
+                                   f"{type(result).__name__}); exp gopt minimises a number: "
+                                   "return a float, or a dict and name its key with "
+                                   "--objective KEY")
             if value is None:
                 # Journaled again with the reason; the latest record of an id wins.
                 record.update(status="failed", error=f"exp gopt: {reason}\n")
                 outcome.status, outcome.line = "failed", (exp._dumps(record) + "\n").encode()
                 self.journal.write(outcome.line)
         y = None if value is None else (-value if self.maximize else value)
+        full = outcome.status == "ok"  # a pruned run's value is no result to rank
         if self.sync:
-            self._held.append((outcome.task.id, point, y))
+            self._held.append((outcome.task.id, point, y, full))
             if not self.pending:
-                for cid, p, v in sorted(self._held, key=lambda h: h[0]):
-                    self._record(cid, p, v)
+                for cid, p, v, f in sorted(self._held, key=lambda h: h[0]):
+                    self._record(cid, p, v, f)
                 self._held = []
         else:
-            self._record(outcome.task.id, point, y)
+            self._record(outcome.task.id, point, y, full)
         if self.plotter is not None:
             self.plotter.update(self.history, self.maximize)
 
-    def _record(self, cid: int, point: list[Any] | None, y: float | None) -> None:
+    def _record(self, cid: int, point: list[Any] | None, y: float | None,
+                full: bool = True) -> None:
         if point is None:
             return
         if y is None:
             self.opt.mark(point)
             return
         self.opt.tell(point, y)
+        if not full:
+            return
         self.history.append((cid, y))
         if self.best is None or y < self.best[0]:
             self.best = (y, cid)
@@ -673,8 +688,8 @@ class _Source:
         told = 0
         for r in sorted(records, key=lambda r: r["id"]):
             point = self.mapping.to_point(r.get("params") or {})
-            y = _told_value(r, self.objective, self.maximize)
-            self._record(r["id"], point, y)
+            y = _told_value(r, self.objective, self.maximize, self.pruned_as)
+            self._record(r["id"], point, y, r["status"] == "ok")
             told += y is not None and point is not None
         self.objective_seen = self.objective_seen or told > 0
         return told
@@ -716,12 +731,14 @@ def _warm_points(paths: Iterable[str | os.PathLike], mapping: _Mapping,
 
 def _run(setup: exp._Setup, source: _Source, journal: exp._Journal, *, timeout: float | None,
          cancel: bool, quiet: bool, total: int, load_timeout: float, kuma: bool = False,
-         progress_every: float | None = None) -> tuple[bool, exp._Progress]:
+         progress_every: float | None = None,
+         pruning: exp._Pruning = exp._Pruning()) -> tuple[bool, exp._Progress]:
     """exp's pool and loop, with the optimiser's status on the progress line."""
     progress = exp._Progress(total, quiet=quiet, label="gopt ", kuma=kuma, every=progress_every)
     source.progress = progress
     return exp._run_pool(setup, source, journal, timeout=timeout, cancel=cancel, quiet=quiet,
-                         total=total, progress=progress, load_timeout=load_timeout)
+                         total=total, progress=progress, load_timeout=load_timeout,
+                         pruning=pruning)
 
 
 # ─── library API ─────────────────────────────────────────────────────────────
@@ -790,7 +807,9 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
              scheduler_file: str | None = None, cluster_security: str | None = None,
              load_timeout: float = 300.0, gpu_max_util: float = exp.GPU_MAX_UTIL,
              gpu_max_mem: float = exp.GPU_MAX_MEM, kuma: bool = False,
-             progress_every: float | None = None) -> GoptResult:
+             progress_every: float | None = None, prune: str | None = None,
+             min_step: float = 1, max_step: float | None = None, eta: int = 3,
+             prune_grace: float = 60.0, pruned_as: str = "last") -> GoptResult:
     """Minimise (or, with ``maximize``, maximise) what ``runnable`` returns over ``space``.
 
     Runs ``n`` evaluations in all, those already in ``OUT/NAME.jsonl``
@@ -801,9 +820,16 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
     The journal is ``NAME-gopt.jsonl`` after the param file unless ``name`` is
     given, so a search never meets the grid journal of the same space.
     ``cluster`` (or ``scheduler_file``) runs on a Dask scheduler, as for
-    ``exp.run_experiment``. Raises ``ExpError`` for bad input before any run starts.
+    ``exp.run_experiment``. ``prune`` stops runs whose reports of the objective
+    are losing (see ``exp.report``); a pruned run is told to the optimiser at
+    its last reported value (``pruned_as="last"``) or not at all (``"skip"``).
+    Raises ``ExpError`` for bad input before any run starts.
     """
     _check_options(n, surrogate, acquisition, liar, initial, n_initial, kappa, xi)
+    if pruned_as not in PRUNED_AS:
+        raise exp.ExpError(f"pruned_as must be one of {exp._quoted(PRUNED_AS)}, got {pruned_as!r}")
+    pruning = exp._Pruning(prune, objective, maximize, min_step, max_step, eta,
+                           prune_grace).check()
     if name is None:
         filename = space.filename if isinstance(space, exp.ParamSpace) else os.fspath(space)
         name = (Path(filename).stem if filename else "exp") + "-gopt"
@@ -815,8 +841,8 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
     mapping = _Mapping(setup.space)
     drawn = _numpy_seed(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2 ** 32)
     extra = {"seed": seed} if seed is not None else {}
-    header = exp._header("gopt", setup, optimizer_seed=drawn,
-                         objective=objective, maximize=maximize, **extra)
+    header = exp._header("gopt", setup, optimizer_seed=drawn, objective=objective,
+                         maximize=maximize, pruned_as=pruned_as, **extra)
     journal = exp._Journal(setup.journal_path, header, fresh=fresh)
     try:
         opt_seed = _numpy_seed(journal.header.get("optimizer_seed", drawn))
@@ -825,8 +851,9 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
         warm = _warm_points(warm_start, mapping, objective, maximize)
         for point, y in warm:
             opt.tell(point, y)
+        pruned_as = journal.header.get("pruned_as", pruned_as)  # as the optimiser was told
         records = exp._latest(journal.records)
-        retry = [r for r in records if retry_failed and r["status"] != "ok"
+        retry = [r for r in records if retry_failed and r["status"] not in ("ok", "pruned")
                  and mapping.to_point(r.get("params") or {}) is not None]
         k = default_n_initial(len(mapping.dims), n) if n_initial is None else n_initial
         source = _Source(
@@ -835,14 +862,15 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
             design=_design(mapping.dims, max(0, k - len(warm)), initial, opt_seed),
             objective=objective, maximize=maximize, sync=sync, batch=len(setup.slots),
             retry=[exp._Task(r["id"], 1, r["params"]) for r in sorted(retry, key=_by_id)],
-            plotter=_LivePlot(setup.out / f"{setup.name}_convergence.png") if plot else None)
+            plotter=_LivePlot(setup.out / f"{setup.name}_convergence.png") if plot else None,
+            pruned_as=pruned_as)
         source.replay([r for r in records if r not in retry])
         total = source.left + len(source.retry)
         completed, progress = True, None
         if total:
             completed, progress = _run(setup, source, journal, timeout=timeout, cancel=cancel,
                                        quiet=quiet, total=total, load_timeout=load_timeout,
-                                       kuma=kuma, progress_every=progress_every)
+                                       kuma=kuma, progress_every=progress_every, pruning=pruning)
     except BaseException:
         exp._finish(setup, journal, None, quiet=True, reread=True)
         raise
@@ -857,12 +885,31 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
     return result
 
 
-def _told_value(record: dict[str, Any], objective: str | None, maximize: bool) -> float | None:
+def _told_value(record: dict[str, Any], objective: str | None, maximize: bool,
+                pruned_as: str = "last") -> float | None:
     """What the optimiser is told of a journal record (minimised), or None."""
-    if record["status"] != "ok":
+    if record["status"] == "pruned":
+        value = _pruned_value(record, pruned_as, objective)
+    elif record["status"] == "ok":
+        value, _ = _objective_value(record.get("result"), objective)
+    else:
         return None
-    value, _ = _objective_value(record.get("result"), objective)
     return None if value is None else (-value if maximize else value)
+
+
+#: How a pruned run informs the optimiser: "last", told at its last reported
+#: value (worse than what it would have reached, so its region looks worse than
+#: it is, which is what stopping it said); "skip", not told, only not suggested
+#: again. The benchmark (bench/bench_prune.py) chose the default.
+PRUNED_AS = ("last", "skip")
+
+
+def _pruned_value(record: dict[str, Any], pruned_as: str, objective: str | None) -> float | None:
+    if pruned_as == "skip":
+        return None
+    metrics = record.get("result")
+    value = metrics.get(objective or "value") if isinstance(metrics, dict) else None
+    return float(value) if exp._is_number(value) and math.isfinite(value) else None
 
 
 def _state(opt: _Optimizer) -> dict[str, list]:
@@ -881,10 +928,12 @@ def journal_state(space: exp.ParamSpace | str | os.PathLike, journal: str | os.P
     space = space if isinstance(space, exp.ParamSpace) else exp.ParamSpace(space)
     mapping = _Mapping(space)
     opt = _Optimizer(mapping.dims)
+    header, _, _ = exp._read_lines(Path(journal))
+    pruned_as = (header or {}).get("pruned_as", "last")
     for r in exp.read_journal(journal):
         point = mapping.to_point(r.get("params") or {})
         if point is not None:
-            y = _told_value(r, objective, maximize)
+            y = _told_value(r, objective, maximize, pruned_as)
             opt.mark(point) if y is None else opt.tell(point, y)
     return _state(opt)
 
@@ -1097,6 +1146,7 @@ def main(args: argparse.Namespace) -> int:
         cluster=args.cluster, scheduler_file=args.scheduler_file,
         cluster_security=args.cluster_security, load_timeout=args.load_timeout,
         gpu_max_util=args.gpu_max_util, gpu_max_mem=args.gpu_max_mem, kuma=args.kuma,
-        progress_every=args.progress_every)
-    all_ok = result.completed and all(e.status == "ok" for e in result.evaluations)
+        progress_every=args.progress_every, prune=args.prune, min_step=args.min_step,
+        max_step=args.max_step, eta=args.eta, prune_grace=args.prune_grace)
+    all_ok = result.completed and all(e.status in ("ok", "pruned") for e in result.evaluations)
     return exp.EXIT_OK if all_ok else exp.EXIT_NOT_OK
