@@ -29,7 +29,8 @@ __all__ = [
     "Param", "ParamDict", "Namespace", "as_bool", "as_int", "convert_type",
     "ExpError", "ParamError", "ParamDecodeError", "RunnableError", "JournalError",
     "report", "should_stop", "Pruned", "ReportError",
-    "load_runnable", "run_experiment", "Records", "read_journal", "read_reports", "write_csv",
+    "load_runnable", "run_experiment", "plan", "Plan", "Records", "results", "Table",
+    "dataframe", "read_journal", "read_reports", "write_csv",
     "summarize",
     "visible_gpus", "free_gpus", "gpu_slots",
     "main",
@@ -431,6 +432,14 @@ class ParamSpace:
         self._add(name, {"type": "random", "bounds": [low, high], "prior": prior,
                          "dtype": _dtype_name(dtype), "n": 1 if n is None else n,
                          "persist": persist})
+
+    @classmethod
+    def _from_dict(cls, space: dict[str, dict[str, Any]], *, seed: int | None = None) -> ParamSpace:
+        """The space a journal records (its tables as ``to_dict`` gives them)."""
+        ps = cls(seed=seed)
+        for name, spec in space.items():
+            ps._add(name, dict(spec))
+        return ps
 
     def _add(self, name: str, spec: Any) -> None:
         spec = _validate(name, spec, self.filename)
@@ -1192,6 +1201,149 @@ def read_reports(path: str | os.PathLike) -> list[dict[str, Any]]:
     return [r for r in reports if latest[(r["id"], r.get("run"))] == r.get("attempt")]
 
 
+#: One byte per run in a _Ledger: its latest status (0: no record).
+_CODE = {name.encode(): i for i, name in enumerate(STATUSES, 1)}
+_STATUS_NAME = dict(enumerate(STATUSES, 1))
+
+
+def _head(line: bytes) -> tuple[int, int, int] | None:
+    """(id, run, status code) of a whole run record line as exp writes it (those keys
+    first), read without parsing the line; None for any other line."""
+    if not (line.startswith(b'{"id":') and line.endswith(b"}\n")):
+        return None
+    i = line.find(b',"run":', 6)
+    j = line.find(b',"status":"', i)
+    if i < 0 or j < 0:
+        return None
+    try:
+        cid, run = int(line[6:i]), int(line[i + 7:j])
+    except ValueError:  # not exp's order (an older or hand-written line)
+        return None
+    k = line.find(b'"', j + 11)
+    code = _CODE.get(line[j + 11:k])
+    return (cid, run, code) if code and run >= 1 else None
+
+
+def _result_of(line: bytes) -> Any:
+    """The result of a line _head read (it follows the status), parsing only it."""
+    text = line.decode("utf-8", "surrogateescape")
+    at = text.find(',"result":')
+    if at < 0:
+        return None
+    value, _ = _DECODER.raw_decode(text, at + 10)
+    return _nonfinite(value) if type(value) in (str, dict, list) else value
+
+
+_DECODER = json.JSONDecoder()
+
+
+class _GridIndex:
+    """The grid of the current space: the id of a configuration from its values.
+
+    A run's identity is its configuration and repeat, so records journaled
+    under an earlier space (a sweep that grew) are found their id in this one
+    by their parameter values (``assume`` gives values of parameters the
+    earlier runs did not have).
+    """
+
+    def __init__(self, space: ParamSpace, runs: int, assume: dict[str, Any] | None = None):
+        self.values = space.grid_values()
+        self.names = list(self.values)
+        self.size, self.runs, self.assume = space.size, runs, dict(assume or {})
+        self._index: dict[str, dict[str, int]] | None = None
+
+    def slot(self, cid: int, run: int) -> int | None:
+        """The run's place in a ledger, or None when it is not in the experiment."""
+        return cid * self.runs + run - 1 if 0 <= cid < self.size and 1 <= run <= self.runs \
+            else None
+
+    def id_of(self, params: dict[str, Any]) -> int | None:
+        """The configuration id of these values, or None when they are not in the grid."""
+        if self._index is None:  # value (as JSON, so 1 is not 1.0 and nan is nan) -> index
+            self._index = {n: {_dumps(v): i for i, v in enumerate(vs)}
+                           for n, vs in self.values.items()}
+        params = {**self.assume, **params}
+        if len(params) != len(self.names):
+            return None
+        cid = 0
+        for name in self.names:
+            if name not in params:
+                return None
+            i = self._index[name].get(_dumps(params[name]))
+            if i is None:
+                return None
+            cid = cid * len(self.values[name]) + i
+        return cid
+
+
+class _Ledger:
+    """The latest status of every run of a grid experiment, one byte each: what
+    resume skips and the summary counts, in memory that does not hold records."""
+
+    def __init__(self, grid: _GridIndex):
+        self.grid = grid
+        self.codes = bytearray(grid.size * grid.runs)
+
+    def set(self, slot: int, code: int) -> int:
+        """Record a status; returns the one it replaces (0 for none)."""
+        old = self.codes[slot]
+        self.codes[slot] = code
+        return old
+
+    def counts(self) -> dict[str, int]:
+        return {name: self.codes.count(code) for code, name in _STATUS_NAME.items()}
+
+    def done(self, slot: int, retry_failed: bool) -> bool:
+        code = self.codes[slot]
+        return code in (1, 2) or (code > 0 and not retry_failed)
+
+
+def _grid_records(path: Path, grid: _GridIndex, current: str,
+                  skipped: list[int] | None = None) -> Iterator[tuple[int | None, int, bytes]]:
+    """(slot in the current grid or None, status code, line) of each run record of a
+    journal, in order. ``current`` is the current space as JSON: records written
+    while the journal's space was another one are placed by their values.
+    ``skipped[0]`` counts the lines that cannot be read (a torn last line)."""
+    space_json = None  # the space the lines are written under, as JSON; None: the header's
+    placed_by_id = True
+    for line in _lines(path):
+        head = _head(line)
+        if head is not None and placed_by_id:
+            yield grid.slot(head[0], head[1]), head[2], line
+            continue
+        try:
+            obj = _loads(line) if line.strip() else {"kind": "blank"}
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
+            if skipped is not None:
+                skipped[0] += 1
+            continue
+        kind = obj.get("kind")
+        if kind in ("header", "space") and isinstance(obj.get("space"), dict):
+            if kind == "header" and space_json is not None:
+                continue
+            space_json = _dumps(obj["space"])
+            placed_by_id = space_json == current  # more repeats: ids still hold
+            continue
+        if not _is_record(obj):
+            if skipped is not None and not _is_note(obj) and kind not in ("header", "blank"):
+                skipped[0] += 1
+            continue
+        if placed_by_id:
+            slot = grid.slot(obj["id"], obj["run"])
+        else:
+            cid = grid.id_of(obj["params"])
+            slot = grid.slot(cid, obj["run"]) if cid is not None else None
+        yield slot, _CODE[obj["status"].encode()], line
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    """A file's lines as bytes, one at a time (flat memory at any size)."""
+    with open(path, "rb") as f:
+        yield from f
+
+
 def _is_header(obj: Any) -> bool:
     return (isinstance(obj, dict) and obj.get("kind") == "header"
             and isinstance(obj.get("space"), dict)
@@ -1236,6 +1388,28 @@ def _latest(records: list[dict]) -> list[dict]:
     return sorted(last.values(), key=_BY_ID_RUN)
 
 
+def _read_header(path: Path) -> tuple[dict | None, bool]:
+    """(the header line, or None when there is none; whether any line follows it).
+
+    Lines before it that cannot be read (a header torn when the driver was
+    killed, written again after it) are passed over; a run before any header
+    means the journal has runs but no header.
+    """
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                obj = _loads(line)
+            except ValueError:
+                continue
+            if _is_header(obj):
+                return obj, any(rest.strip() for rest in itertools.islice(f, 3))
+            if _is_record(obj) or _is_note(obj):
+                return None, True
+    return None, False
+
+
 def _check_format(path: Path, header: dict) -> None:
     """Refuse a journal written in a format newer than this exp reads."""
     version = header.get("journal", 1)
@@ -1245,39 +1419,84 @@ def _check_format(path: Path, header: dict) -> None:
                            f"{_JOURNAL_FORMAT} (upgrade exp, or use --name for a new journal)")
 
 
-def _header_diff(old: dict, new: dict) -> str | None:
-    """What makes a journal belong to another experiment, in words, or None."""
+def _header_diff(old: dict, new: dict, *, grow: bool = False,
+                 assume: Iterable[str] = ()) -> str | None:
+    """What makes a journal belong to another experiment, in words, or None.
+
+    ``old`` is the journal's experiment as it stands (its header, with its
+    latest change of space). With ``grow`` (a grid), a space that changed is
+    the same experiment grown, unless it adds a parameter its runs did not have
+    (without ``assume`` saying what value they had) or loses one.
+    """
     if old.get("command") != new["command"]:
         return f"it was written by 'exp {old.get('command')}', not 'exp {new['command']}'"
     if old.get("runnable") != new["runnable"]:
         return f"it is for the runnable {old.get('runnable')!r}, not {new['runnable']!r}"
+    if "seed" in new and old.get("seed") != new["seed"]:
+        return (f"it was run with seed {old.get('seed')!r}, not {new['seed']!r} (its random "
+                "values would differ)")
     old_space, new_space = old.get("space") or {}, new["space"]
     for name in old_space.keys() - new_space.keys():
         return f"its space has the parameter {name!r}, which this one does not"
     for name in new_space.keys() - old_space.keys():
+        if grow and name in assume:
+            continue
+        if grow:
+            return (f"this space adds the parameter {name!r}, which its runs did not have "
+                    f"(say the value they had with --assume {name}=VALUE)")
         return f"its space lacks the parameter {name!r}"
+    if grow:
+        return None
     for name in new_space:  # as JSON, so that a nan equals itself
         if _dumps(old_space[name]) != _dumps(new_space[name]):
             return f"parameter {name!r} was {old_space[name]} and is now {new_space[name]}"
-    for key in ("seed", "runs"):
-        if key in new and old.get(key) != new[key]:
-            return f"it was run with {key} {old.get(key)!r}, not {new[key]!r}"
+    if "runs" in new and old.get("runs") != new["runs"]:
+        return f"it was run with runs {old.get('runs')!r}, not {new['runs']!r}"
     return None
 
 
+def _latest_space(path: Path) -> dict | None:
+    """The last change of space a journal records ({"kind": "space", ...}), or None
+    (a search through the file in large blocks: fast at any size)."""
+    marker, last, offset, tail = b'\n{"kind":"space"', -1, 0, b""
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            data = tail + chunk
+            at = data.rfind(marker)
+            if at >= 0:
+                last = offset - len(tail) + at + 1
+            tail = data[-(len(marker) - 1):]
+            offset += len(chunk)
+        if last < 0:
+            return None
+        f.seek(last)
+        line = f.readline()
+    try:
+        obj = _loads(line)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) and isinstance(obj.get("space"), dict) else None
+
+
 class _Journal:
-    """The append-only JSON-lines journal of one experiment, owned by one driver."""
+    """The append-only JSON-lines journal of one experiment, owned by one driver.
+
+    Opening it reads its header and its latest change of space only; runs are
+    read by whoever needs them, line by line (``_grid_records``, ``_scan``).
+    """
 
     def __init__(self, path: Path, header: dict[str, Any], *, fresh: bool = False,
-                 inherit: Iterable[str] = ()):
+                 inherit: Iterable[str] = (), grow: bool = False,
+                 assume: dict[str, Any] | None = None, hint: str = ""):
         """Open or start the journal; ``inherit`` names header keys the caller left
-        to the journal (a seed that was drawn, not given, is the recorded one)."""
+        to the journal (a seed that was drawn, not given, is the recorded one).
+        ``grow`` (a grid): a changed space or repeat count is accepted and
+        recorded as a line of its own; ``hint`` ends a refusal (what to do)."""
         self.path = path
-        self.records: list[dict] = []  # what the journal held when opened
-        self.added: list[dict] = []  # the records of runs journaled since, as written
         self.whole = True  # False once a write may not have reached the file
+        self.written = 0  # run records this driver appended
         self._file = None
-        self._truncate = False  # the file holds only another experiment's header
+        truncate = False  # the file holds only another experiment's header
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.is_dir():
@@ -1285,46 +1504,61 @@ class _Journal:
             if fresh and path.exists():
                 with self._locked(path):  # never move the journal of a running experiment
                     _move_aside(path)
-            old, self.records, skipped = _read_lines(path) if path.exists() else (None, [], 0)
+            old, has_runs = _read_header(path) if path.exists() else (None, False)
         except OSError as e:
             raise JournalError(f"cannot use the output folder {path.parent}: "
                                f"{e.strerror or e}") from None
-        if old is None and self.records:
+        if old is None and has_runs:
             raise JournalError(f"{path}: has runs but no readable header line; move it away "
                                "or use --fresh")
+        self.change = None  # the change of space to record (grow), as its line's fields
         if old is not None:
             _check_format(path, old)
             header = {**header, **{k: old[k] for k in inherit if k in old}}
-            diff = _header_diff(old, header)
-            if diff and not self.records and not skipped:
+            now = {**old, **(_latest_space(path) or {})} if has_runs else old
+            diff = _header_diff(now, header, grow=grow, assume=assume or {})
+            if diff and not has_runs:
                 old = None  # no run in it: nothing to keep, start it anew
-                self._truncate = True
+                truncate = True
             elif diff:
                 raise JournalError(f"{path} belongs to another experiment: {diff} "
-                                   "(use --fresh to start over, or --name for a new journal)")
+                                   f"({hint or 'use --fresh to start over, or --name for a new journal'})")
             else:
                 if old.get("runnable_hash") != header.get("runnable_hash"):
                     _log().warning("%s has changed since this journal was started; new runs "
-                                "record the new version", header["runnable"])
+                                   "record the new version", header["runnable"])
+                if _dumps(now.get("space")) != _dumps(header["space"]) or \
+                        now.get("runs") != header.get("runs"):
+                    self.change = {"kind": "space", "space": header["space"],
+                                   "runs": header.get("runs"), "assume": dict(assume or {}),
+                                   "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                self.current = {**now, "space": header["space"], "runs": header.get("runs")}
                 header = old
-        if skipped:
-            _log().warning("%s: skipped %d unreadable line(s) (a torn last line is normal "
-                        "after a crash)", path, skipped)
         self.header = header
+        if old is None:
+            self.current = header
         self._open()
-        if self._truncate:
+        if truncate:
             self._file.truncate(0)
         _remove_leftovers(path)
         # A journal this driver started and no run has reached yet: if the call
         # fails before any run ends, nothing is left behind (see discard).
-        self.created = old is None and not self.records
+        self.created = old is None
         if old is None:  # a new journal, or one whose header line never made it whole
             self.write(_dumps(header).encode() + b"\n")
             self.flush()
+        self.has_runs = has_runs and old is not None
+
+    def record_change(self) -> None:
+        """Journal the accepted change of space (the history of a sweep), once."""
+        if self.change is not None:
+            self.write(_dumps(self.change).encode() + b"\n")
+            self.flush()
+            self.change = None
 
     def discard(self) -> bool:
         """Remove a journal this driver started if no run reached it; True if removed."""
-        if not self.created or self.added or self.records:
+        if not self.created or self.written:
             return False
         self.close()
         try:
@@ -1375,9 +1609,9 @@ class _Journal:
             raise
 
     def add(self, outcome: _Outcome) -> None:
-        """Append a run's line; keep its record (the same dict a rewrite by gopt updates)."""
+        """Append a run's line."""
         self.write(outcome.line)
-        self.added.append(outcome.record())
+        self.written += 1
 
     def flush(self) -> None:
         try:
@@ -1385,15 +1619,6 @@ class _Journal:
         except OSError as e:
             self.whole = False
             raise JournalError(f"cannot write the journal {self.path}: {e.strerror}") from None
-
-    def all_records(self, *, reread: bool = False) -> list[dict[str, Any]]:
-        """The latest record of each (id, run): from memory when every write is known
-        to have reached the closed file (the same records), else read back from it."""
-        if reread or not self.whole or self._file is not None:
-            return read_journal(self.path)
-        if not self.records:  # each (id, run) is journaled once per driver: only sort
-            return sorted(self.added, key=_BY_ID_RUN)
-        return _latest(self.records + self.added)
 
     def close(self) -> None:
         """Flush, sync and close; never raises, so it cannot hide why the run stopped."""
@@ -1440,50 +1665,6 @@ def _move_aside(path: Path) -> Path:
         logs.rename(path.with_name(f"{stem}.old-{k}.logs"))
     _log().warning("moved the old journal to %s", target)
     return target
-
-
-def _flat(record: dict[str, Any], param_names: Iterable[str]) -> dict[str, Any]:
-    row = {"id": record["id"], "run": record["run"], "status": record["status"],
-           "seconds": record.get("seconds")}
-    params = record.get("params") or {}
-    for name in param_names:
-        row[name] = params.get(name)
-    result = record.get("result")
-    if isinstance(result, dict):
-        for key, value in result.items():
-            row[key if key not in row else f"result.{key}"] = value
-    else:
-        row["result"] = result
-    error = record.get("error")
-    row["error"] = error.strip().splitlines()[-1] if error else ""
-    return row
-
-
-def write_csv(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
-    """One flat row per run (a dict result spread into columns), written atomically."""
-    path = Path(path)
-    names = list(dict.fromkeys(n for r in records for n in (r.get("params") or {})))
-    if not records or set(names) & {"status", "seconds", "result", "error"} \
-            or any(isinstance(r.get("result"), dict) for r in records):
-        rows = [_flat(r, names) for r in records]
-        columns = list(dict.fromkeys(k for row in rows for k in row)) or ["id", "run", "status"]
-        table: Iterable[list] = ([row.get(c, "") for c in columns] for row in rows)
-    else:  # the same columns for every row: no dict per row (a hot path at the end of a run)
-        columns = ["id", "run", "status", "seconds", *names, "result", "error"]
-        table = ([r["id"], r["run"], r["status"], r.get("seconds"),
-                  *map((r.get("params") or {}).get, names), r.get("result"),
-                  e.strip().splitlines()[-1] if (e := r.get("error")) else ""] for r in records)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        import csv
-        with open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            writer.writerows(table)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 # ─── reports (run side) ──────────────────────────────────────────────────────
@@ -1762,18 +1943,19 @@ def _entry(task: _Task, status: str, result: Any, error: str | None, worker: int
     """
     t0, t1, dt = f"{start:.6f}", f"{end:.6f}", f"{end - start:.6f}"
     params = task.params
-    line = (f'{{"id":{task.id},"run":{task.run},"params":{_dumps(params)},'
-            f'"status":"{status}","result":{_dumps(result)},'
+    # id, run, status and result first: readers of large journals take those from
+    # the start of a line without parsing the rest (_head).
+    line = (f'{{"id":{task.id},"run":{task.run},"status":"{status}",'
+            f'"result":{_dumps(result)},"params":{_dumps(params)},'
             f'"error":{"null" if error is None else _dumps(error)},'
             f'"worker":{worker if type(worker) is int else _dumps(worker)},'
             f'"gpu":{"null" if gpu is None else _dumps(gpu)},"start":{t0},"end":{t1},'
             f'"seconds":{dt},"runnable_hash":"{runnable_hash}"}}\n').encode()
     # The run gets its own kwargs dict, never ``params``: no copy needed when flat.
-    record = {"id": task.id, "run": task.run,
-              "params": params if _is_flat(params) else _as_read(params), "status": status,
-              "result": _as_read(result), "error": error, "worker": worker, "gpu": gpu,
-              "start": float(t0), "end": float(t1), "seconds": float(dt),
-              "runnable_hash": runnable_hash}
+    record = {"id": task.id, "run": task.run, "status": status, "result": _as_read(result),
+              "params": params if _is_flat(params) else _as_read(params), "error": error,
+              "worker": worker, "gpu": gpu, "start": float(t0), "end": float(t1),
+              "seconds": float(dt), "runnable_hash": runnable_hash}
     return record, line
 
 
@@ -1864,11 +2046,42 @@ def _end_leftovers() -> None:
                 pass
 
 
+#: The exp command makes itself the subreaper of what it starts (Linux): what a worker
+#: that died had started comes to it, and is killed (see _kill_orphans).
+_REAPING = False
+
+
+def _become_reaper() -> None:
+    """For the exp command only: a library user's process keeps its own children."""
+    global _REAPING
+    try:
+        import ctypes
+        _REAPING = ctypes.CDLL(None, use_errno=True).prctl(36, 1) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _kill_orphans(workers: Iterable[int]) -> None:
+    """Kill the processes that came to the exp command from a worker that died (its
+    runs' processes, in whatever session): every child but the live workers."""
+    if not _REAPING:
+        return
+    keep = set(workers)
+    for pid in _children():
+        if pid not in keep:
+            _kill_tree(pid)
+            try:
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+
+
 def _kill_tree(pid: int) -> None:
     """SIGKILL a worker, every process below it and its process group.
 
-    The processes below it are stopped first, so none can fork while the tree
-    is walked; the process group catches, after a worker's own death, the
+    Every process of the tree is stopped first, the worker too, so none can
+    fork or exit (which would hand its children to init) while the tree is
+    walked; the process group catches, after a worker's own death, the
     children its runs left in it.
     """
     todo, seen = [pid], []
@@ -1878,11 +2091,11 @@ def _kill_tree(pid: int) -> None:
             continue
         seen.append(p)
         try:
-            os.kill(p, signal.SIGSTOP if p != pid else signal.SIGKILL)
+            os.kill(p, signal.SIGSTOP)
         except OSError:
             pass
         todo += _children(p)
-    for p in seen[1:]:
+    for p in seen:
         try:
             os.kill(p, signal.SIGKILL)
         except OSError:
@@ -1916,11 +2129,13 @@ class _Capture:
         self.load_log = self.logs / f"worker-{_safe_label(worker)}.log"
         self.cwd = os.getcwd()
         self.fd = -1
+        self.null = _high_fd(os.open(os.devnull, os.O_RDWR))  # what fd 0 is in each run
         self.stdout, self.stderr = sys.stdout, sys.stderr
+        self.broken = False  # a flush failed: the streams hold text that is no run's
         self._open()
 
     def _open(self) -> None:
-        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = _high_fd(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
         if self.fd >= 0:
             os.close(self.fd)
         self.fd = fd
@@ -1929,6 +2144,12 @@ class _Capture:
 
     def start(self) -> None:
         """Before a run: the worker's standard streams and working directory."""
+        if self.broken:  # text the streams could not write when the run closed fd 1: dropped
+            os.dup2(self.null, 1)
+            os.dup2(self.null, 2)
+            self._flush()
+            self.broken = False
+        os.dup2(self.null, 0)
         os.dup2(self.fd, 1)
         os.dup2(self.fd, 2)
         for name in ("stdout", "stderr"):
@@ -1961,7 +2182,7 @@ class _Capture:
             try:
                 stream.flush()
             except (OSError, ValueError, AttributeError):
-                pass
+                self.broken = True
 
     def keep(self, task: _Task) -> None:
         self._flush()
@@ -1979,6 +2200,15 @@ class _Capture:
 
     def close(self) -> None:
         self.tmp.unlink(missing_ok=True)
+
+
+def _high_fd(fd: int) -> int:
+    """The same file on a descriptor above the standard ones (a run that closed fd 1
+    would otherwise hand its number to exp's next file), close-on-exec."""
+    import fcntl
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
 
 
 def _safe_label(worker: int | str) -> str:
@@ -2579,6 +2809,7 @@ class _LocalPool:
         if outcome:
             outcomes.append(outcome)
         self._respawn(w)
+        _kill_orphans(x.process.pid for x in self.workers if x)
 
     def _kill_overdue(self, outcomes: list[_Outcome]) -> None:
         now = time.monotonic()
@@ -2671,6 +2902,7 @@ class _LocalPool:
                 w.process.close()
                 _capture_tmp(self.logs, w.process.pid).unlink(missing_ok=True)
             self.workers = [None] * len(self.slots)
+            _kill_orphans(())
 
 
 @functools.cache
@@ -3163,6 +3395,19 @@ class _DaskPool:
         return min(self.capacity, len(self.futures))
 
     def wait(self, timeout: float | None = None) -> list[_Outcome]:
+        try:
+            return self._wait(timeout)
+        except (OSError, TimeoutError) as e:  # a call to a scheduler that has just gone
+            if getattr(self.client, "status", "closed") == "running":
+                raise
+            raise self._gone(f"it dropped the connection: {type(e).__name__}") from None
+
+    def _gone(self, why: str) -> ExpError:
+        return ExpError(f"--cluster: the Dask scheduler at {self.where} is gone ({why}); the "
+                        "journal is whole: run the same command again once a scheduler is up "
+                        "to finish the runs left")
+
+    def _wait(self, timeout: float | None) -> list[_Outcome]:
         import queue
         self._dispatch()
         until = None if timeout is None else time.monotonic() + timeout
@@ -3214,9 +3459,7 @@ class _DaskPool:
         now = time.monotonic()
         self._lost_at = self._lost_at or now
         if status in ("closed", "failed") or now - self._lost_at >= self.LOST_AFTER:
-            raise ExpError(f"--cluster: the Dask scheduler at {self.where} is gone (no answer for "
-                           f"{now - self._lost_at:.0f}s); the journal is whole: run the same "
-                           "command again once a scheduler is up to finish the runs left")
+            raise self._gone(f"no answer for {now - self._lost_at:.0f}s")
 
     def _on_result(self, future: Any, batch: list[_Task], outcomes: list[_Outcome]) -> None:
         """Journal what a batch did; put back what it did not run."""
@@ -3540,8 +3783,8 @@ class _Rungs:
             keep = max(1, len(ranked) // self.eta)
             cutoff = ranked[keep - 1]
             if value != value or value > cutoff:
-                return (f"at the step {_num(milestone)} rung not in the best {keep} of "
-                        f"{len(ranked)} (cutoff {_num(cutoff)})")
+                return (f"rung {_num(milestone)}: not in the best {keep} of {len(ranked)} "
+                        f"(cutoff {_num(cutoff)})")
             k += 1
 
     def forget(self, key: tuple) -> None:
@@ -3613,7 +3856,7 @@ class _Pruner:
         import statistics
         best, median = min(curve.values()), statistics.median(others)
         if best != best or best > median:
-            return (f"its best so far {_num(self.sign * best)} is worse than the median "
+            return (f"best {_num(self.sign * best)} worse than the median "
                     f"{_num(self.sign * median)} of {len(others)} finished runs at step {_num(step)}")
         return None
 
@@ -3655,13 +3898,15 @@ def _check_prune(prune: str | None, *, metric: str | None, min_step: float,
 class _Attempt:
     """One attempt at a run that reported: its last step and metrics, a stop decision."""
 
-    __slots__ = ("key", "token", "step", "metrics", "stop", "deadline", "ended", "sources")
+    __slots__ = ("key", "token", "step", "metrics", "stop", "stop_step", "deadline", "ended",
+                 "sources")
 
     def __init__(self, key: tuple, token: str):
         self.key, self.token = key, token
         self.step: float | None = None
         self.metrics: dict[str, Any] | None = None
         self.stop: str | None = None  # why the scheduler stopped it
+        self.stop_step: float | None = None  # the step of the report it was stopped at
         self.deadline = 0.0  # monotonic: killed if it has not ended by then
         self.ended = False
         self.sources: set = set()  # where its reports came from: where a stop goes
@@ -3765,7 +4010,7 @@ class _Reports:
             if self.pruner is not None and _is_number(value):
                 reason = self.pruner.report(key, step, float(value))
                 if reason is not None:
-                    attempt.stop = reason
+                    attempt.stop, attempt.stop_step = reason, step
                     attempt.deadline = time.monotonic() + self.grace
                     for where in attempt.sources:
                         self.send_stop(where, token)
@@ -3790,9 +4035,10 @@ class _Reports:
         if outcome.status == "pruned":
             record["result"] = attempt.metrics
             if attempt.stop is not None:
+                record["pruned_at"] = attempt.stop_step  # the decision; step: how far it got
                 killed = record.get("error") or ""
-                record["error"] = (f"pruned at step {_num(attempt.step)} by {self.pruner.kind}, "
-                                   f"{attempt.stop}"
+                record["error"] = (f"pruned by {self.pruner.kind} at step "
+                                   f"{_num(attempt.stop_step)}: {attempt.stop}"
                                    + (f"; {killed}" if killed.startswith("killed") else ""))
         outcome.line = (_dumps(record) + "\n").encode()
         outcome._record = record
@@ -3848,18 +4094,19 @@ def _replay(path: Path, pruner: _Pruner | None, metric: str | None) -> None:
 
 
 class _GridSource:
-    """Configurations of a grid not yet done, in grid order (lazy)."""
+    """Configurations of a grid not yet done, in grid order (lazy); what ends goes to the
+    ledger, the summary and the CSV being written."""
 
     batching = True  # short runs may be queued several per worker
 
-    def __init__(self, tasks: Iterator[_Task]):
-        self._tasks = tasks
+    def __init__(self, tasks: Iterator[_Task], tables: _Tables):
+        self._tasks, self.tables = tasks, tables
 
     def take(self, k: int) -> list[_Task]:
         return list(itertools.islice(self._tasks, k))
 
     def tell(self, outcome: _Outcome) -> None:
-        pass
+        self.tables.add(outcome.record())
 
 
 def _drive(pool: Any, source: Any, journal: _Journal, progress: _Progress, reports: _Reports,
@@ -3894,14 +4141,50 @@ def _drive(pool: Any, source: Any, journal: _Journal, progress: _Progress, repor
 
 
 def _header(command: str, setup: _Setup, **extra: Any) -> dict:
-    """The journal's first line: what makes a later run the same experiment."""
+    """The journal's first line: what makes a later run the same experiment, and what
+    reproduces it (the command line, where and with what it ran)."""
     space_dict, runnable = setup.space.to_dict(), setup.runnable
     return {"kind": "header", "journal": _JOURNAL_FORMAT, "exp": __version__,
             "command": command, "space": space_dict,
             "runnable": runnable.identity, "runnable_spec": runnable.spec,
             "runnable_hash": setup.runnable_hash,
             "fingerprint": _sha256(_dumps([space_dict, runnable.identity]).encode()),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **_provenance(runnable), **extra}
+
+
+def _provenance(runnable: _Runnable) -> dict[str, Any]:
+    """The command line, folder, versions, machine and the runnable's git commit."""
+    import platform
+    import socket
+    where = os.path.dirname(runnable.file) if runnable.file else os.getcwd()
+    return {"argv": list(sys.argv), "cwd": os.getcwd(),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "host": socket.gethostname(), "git": _git_state(where)}
+
+
+def _git_state(folder: str) -> dict[str, Any] | None:
+    """{"commit", "dirty"} of the git work tree holding ``folder``; None outside one or
+    without git. Bounded: "dirty" is None when git cannot tell within 50 ms."""
+    import shutil
+    import subprocess
+    if shutil.which("git") is None:
+        return None
+    try:
+        head = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=2)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    try:
+        status = subprocess.run(["git", "-C", folder, "status", "--porcelain",
+                                 "--untracked-files=no"], capture_output=True, text=True,
+                                timeout=0.05)
+        dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        dirty = None
+    return {"commit": head.stdout.strip(), "dirty": dirty}
 
 
 class _Setup(NamedTuple):
@@ -4027,15 +4310,6 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
     _replay(journal.path, pruner, pruning.metric)
     reports = _Reports(journal, pruner, pruning.metric, grace=pruning.grace, progress=progress)
     pool.reports = reports
-    # SIGTERM, and SIGHUP (the terminal closed) unless it is ignored (nohup), end the
-    # experiment as Ctrl-C does: workers stopped, journal whole, exit 130.
-    previous = {}
-    if _is_main_thread():
-        for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            old = signal.getsignal(signum) if signum is not None else None
-            if old is not None and old is not signal.SIG_IGN:
-                previous[signum] = old
-                signal.signal(signum, _raise_interrupted)
     completed = False
     try:
         pool.start()
@@ -4047,9 +4321,25 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
         pool.shutdown(kill=not completed, meanwhile=journal.close)
         progress.close()
         reports.close()
+    return completed, progress
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGTERM, and SIGHUP (the terminal closed) unless it is ignored (nohup), end an
+    experiment as Ctrl-C does, at any moment of it: workers stopped, journal whole."""
+    previous = {}
+    if _is_main_thread():
+        for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            old = signal.getsignal(signum) if signum is not None else None
+            if old is not None and old is not signal.SIG_IGN:
+                previous[signum] = old
+                signal.signal(signum, _raise_interrupted)
+    try:
+        yield
+    finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
-    return completed, progress
 
 
 def _check_timeout(timeout: float | None, flag: str = "--timeout") -> None:
@@ -4078,31 +4368,109 @@ def _raise_interrupted(signum: int, frame: Any) -> None:
     raise _Interrupted()
 
 
-def _grid_tasks(space: ParamSpace, runs: int, done: set[tuple[int, int]],
+def _grid_tasks(grid: _GridIndex, ledger: _Ledger, retry_failed: bool,
                 config_ids: list[int] | None) -> tuple[Iterator[_Task], int]:
-    values = space.grid_values()
+    """The runs of the grid the ledger does not hold as done, lazily; and how many."""
+    values, runs = grid.values, grid.runs
+    done_codes = (1, 2) if retry_failed else tuple(_STATUS_NAME)
     if config_ids is None:
         names = list(values)
         configs: Iterable[tuple[int, dict]] = enumerate(
             dict(zip(names, combo)) for combo in itertools.product(*values.values()))
-        total = space.size * runs - sum(1 for key in done if key[1] <= runs)
+        total = grid.size * runs - sum(ledger.codes.count(c) for c in done_codes)
     else:
         for cid in config_ids:
-            if not (isinstance(cid, int) and 0 <= cid < space.size):
-                raise ExpError(f"unknown config id {cid!r} (valid ids are 0..{space.size - 1})")
+            if not (isinstance(cid, int) and 0 <= cid < grid.size):
+                raise ExpError(f"unknown config id {cid!r} (valid ids are 0..{grid.size - 1})")
         ids = list(dict.fromkeys(config_ids))
-        configs = ((cid, space.config(cid, values)) for cid in ids)
-        total = len(ids) * runs - sum(1 for key in done if key[0] in set(ids) and key[1] <= runs)
-    return _tasks(configs, runs, done), total
+        configs = ((cid, _config(values, cid)) for cid in ids)
+        total = sum(not ledger.done(cid * runs + r, retry_failed) for cid in ids
+                    for r in range(runs))
+    return _tasks(configs, runs, ledger, retry_failed), total
 
 
-def _tasks(configs: Iterable[tuple[int, dict]], runs: int,
-           done: set[tuple[int, int]]) -> Iterator[_Task]:
-    """The runs of each configuration not in ``done`` (lazy: a grid may be large)."""
+def _config(values: dict[str, list[Any]], cid: int) -> dict[str, Any]:
+    """Configuration ``cid`` of grid values, computed directly (mixed radix)."""
+    config, rest = {}, cid
+    for name in reversed(values):
+        rest, i = divmod(rest, len(values[name]))
+        config[name] = values[name][i]
+    return {name: config[name] for name in values}
+
+
+def _tasks(configs: Iterable[tuple[int, dict]], runs: int, ledger: _Ledger,
+           retry_failed: bool) -> Iterator[_Task]:
+    """The runs of each configuration not done (lazy: a grid may be large)."""
+    codes = ledger.codes
+    skip = (1, 2) if retry_failed else (1, 2, 3, 4, 5)
     for cid, params in configs:
+        base = cid * runs
         for r in range(1, runs + 1):
-            if not done or (cid, r) not in done:
+            if codes[base + r - 1] not in skip:
                 yield _Task(cid, r, params if r == 1 else dict(params))
+
+
+class Plan(NamedTuple):
+    """What a grid experiment will run (``plan``; ``exp run --dry-run``)."""
+
+    tasks: Iterator[dict[str, Any]]  # {"id", "run", parameters...}, lazily, in order
+    total: int  # runs to do
+    size: int  # configurations in the space
+    kept: int  # finished runs of the journal that are in the space
+    dropped: int  # finished runs of the journal no longer in the space
+    seed: int | None  # the seed the random values come from
+
+
+def plan(space: ParamSpace | str | os.PathLike, *, runs: int = 1, seed: int | None = None,
+         out: str | os.PathLike = ".", name: str | None = None,
+         config_ids: list[int] | None = None, retry_failed: bool = False,
+         assume: dict[str, Any] | None = None) -> Plan:
+    """The runs ``run_experiment`` would do with these arguments, reading the journal
+    (if any) without changing it: the same values, the same seed."""
+    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
+        raise ExpError(f"runs must be >= 1, got {runs}")
+    if not isinstance(space, ParamSpace):
+        space = ParamSpace(space, seed=seed)
+    elif seed is not None:
+        space.seed = seed
+    if not space.params:
+        raise ParamError("the space has no parameters", file=space.filename)
+    name = name or (Path(space.filename).stem if space.filename else "exp")
+    _check_name(name)
+    path = Path(out) / f"{name}.jsonl"
+    header, has_runs = _read_header(path) if path.is_file() else (None, False)
+    if header is not None and header.get("command") == "run" and space.seed is None:
+        space.seed = header.get("seed")
+    if space.seed is None and any(s["type"] == "random" for s in space.params.values()):
+        import random
+        space.seed = random.SystemRandom().randrange(2 ** 32)
+    grid = _GridIndex(space, runs, assume)
+    ledger = _Ledger(grid)
+    dropped = 0
+    if has_runs and header is not None and header.get("command") == "run":
+        dropped = _load_ledger(path, grid, _dumps(space.to_dict()), ledger)
+    tasks, total = _grid_tasks(grid, ledger, retry_failed, config_ids)
+    kept = sum(ledger.codes.count(c) for c in (1, 2))
+    return Plan(({"id": t.id, "run": t.run, **t.params} for t in tasks), total, space.size,
+                kept, dropped, space.seed)
+
+
+def _load_ledger(path: Path, grid: _GridIndex, current: str, ledger: _Ledger,
+                 tables: _Tables | None = None) -> int:
+    """Read a journal's runs into the ledger (and the tables); returns how many of its
+    finished runs are not runs of this experiment (no longer in its space)."""
+    others, skipped = 0, [0]
+    for slot, code, line in _grid_records(path, grid, current, skipped):
+        if slot is None:
+            others += 1
+            continue
+        ledger.set(slot, code)
+        if tables is not None:
+            tables.summary.add(slot, code, line=line, cid=slot // grid.runs)
+    if skipped[0]:
+        _log().warning("%s: skipped %d unreadable line(s) (a torn last line is normal after a "
+                       "crash)", path, skipped[0])
+    return others
 
 
 def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
@@ -4118,7 +4486,8 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
                    progress_every: float | None = None, prune: str | None = None,
                    objective: str | None = None, maximize: bool = False,
                    min_step: float = 1, max_step: float | None = None, eta: int = 3,
-                   prune_grace: float = 60.0) -> Records:
+                   prune_grace: float = 60.0, assume: dict[str, Any] | None = None,
+                   records: bool = True) -> Records:
     """Run every configuration of ``space`` (``runs`` times) and return the records.
 
     Results go to ``OUT/NAME.jsonl`` as each run ends; calling again with the
@@ -4129,94 +4498,254 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
     Dask distributed scheduler instead of local worker processes. ``prune``
     (``"median"``, ``"asha"``, ``"hyperband"``) stops runs whose reported
     ``objective`` is losing (see ``report``); pruned runs are not run again.
+    A run is its configuration and repeat: run again with a space that grew
+    (more values, wider ranges, more runs), it keeps every finished run the new
+    space holds and runs what is missing; ``assume={"name": value}`` says what
+    value of a parameter new to the space the earlier runs had. With
+    ``records=False`` the records are not read back (an experiment of millions
+    of runs: read it with ``results`` or ``dataframe``); ``complete`` still says.
     """
-    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
-        raise ExpError(f"runs must be >= 1, got {runs}")
-    _check_timeout(timeout)
-    pruning = _Pruning(prune, objective, maximize, min_step, max_step, eta, prune_grace).check()
-    setup = _prepare(space, runnable, workers=workers, gpus=gpus, per_gpu=per_gpu,
-                     gpus_per_run=gpus_per_run, out=out, name=name, seed=seed, cluster=cluster,
-                     scheduler_file=scheduler_file, cluster_security=cluster_security,
-                     gpu_max_util=gpu_max_util, gpu_max_mem=gpu_max_mem)
+    with _interruptible():  # SIGTERM and SIGHUP too, from the first line on
+        if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
+            raise ExpError(f"runs must be >= 1, got {runs}")
+        _check_timeout(timeout)
+        pruning = _Pruning(prune, objective, maximize, min_step, max_step, eta,
+                           prune_grace).check()
+        setup = _prepare(space, runnable, workers=workers, gpus=gpus, per_gpu=per_gpu,
+                         gpus_per_run=gpus_per_run, out=out, name=name, seed=seed, cluster=cluster,
+                         scheduler_file=scheduler_file, cluster_security=cluster_security,
+                         gpu_max_util=gpu_max_util, gpu_max_mem=gpu_max_mem)
+        journal, grid = _open_grid(setup, runs=runs, fresh=fresh, assume=assume)
+        tables = _Tables(setup, grid, objective=objective, maximize=maximize)
+        completed, progress = False, None
+        try:
+            tasks, total = _resume(journal, tables, retry_failed, config_ids)
+            completed, progress = _run_pool(
+                setup, _GridSource(tasks, tables), journal, timeout=timeout, cancel=cancel,
+                quiet=quiet, total=total, load_timeout=load_timeout, kuma=kuma,
+                progress_every=progress_every, pruning=pruning)
+        except BaseException:
+            _finish(setup, journal, None, tables, quiet=True, failed=True)
+            raise
+        records = _finish(setup, journal, progress, tables, quiet=quiet, want=records)
+        records.complete = completed and tables.complete(config_ids)
+        return records
+
+
+def _open_grid(setup: _Setup, *, runs: int, fresh: bool,
+               assume: dict[str, Any] | None) -> tuple[_Journal, _GridIndex]:
+    """The grid experiment's journal (its random values from the recorded seed)."""
     space = setup.space
     drawn = space.seed is None and any(s["type"] == "random" for s in space.params.values())
     if drawn:  # recorded in the journal; a resume without --seed takes the recorded one
         import random
         space.seed = random.SystemRandom().randrange(2 ** 32)
     header = _header("run", setup, seed=space.seed, runs=runs)
-    journal = _Journal(setup.journal_path, header, fresh=fresh, inherit=("seed",) if drawn else ())
+    journal = _Journal(setup.journal_path, header, fresh=fresh,
+                       inherit=("seed",) if drawn else (), grow=True, assume=assume)
     space.seed = journal.header.get("seed", space.seed)
-    size = space.size
+    return journal, _GridIndex(space, runs, assume)
 
-    def belongs(r: dict) -> bool:
-        return 0 <= r["id"] < size and r["run"] <= runs
 
-    try:
-        done = {(r["id"], r["run"]) for r in _latest(journal.records)
-                if r["status"] in ("ok", "pruned") or not retry_failed}
-        tasks, total = _grid_tasks(space, runs, done, config_ids)
-        source = _GridSource(tasks)
-        completed, progress = _run_pool(setup, source, journal, timeout=timeout, cancel=cancel,
-                                        quiet=quiet, total=total, load_timeout=load_timeout,
-                                        kuma=kuma, progress_every=progress_every, pruning=pruning)
-    except BaseException:
-        _finish(setup, journal, None, quiet=True, reread=True, belongs=belongs)
-        raise
-    records = _finish(setup, journal, progress, quiet=quiet, belongs=belongs,
-                      objective=objective, maximize=maximize)
-    ids = set(config_ids) if config_ids is not None else None
-    records.complete = completed and (len(ids) if ids is not None else size) * runs == sum(
-        r["status"] in ("ok", "pruned") and (ids is None or r["id"] in ids) for r in records)
-    return records
+def _resume(journal: _Journal, tables: _Tables, retry_failed: bool,
+            config_ids: list[int] | None) -> tuple[Iterator[_Task], int]:
+    """Take in what the journal holds; the runs still to do, and how many."""
+    if journal.has_runs:
+        others = _load_ledger(journal.path, tables.grid, tables.current(), tables.ledger, tables)
+        if others:
+            _log().warning("%s: %d finished run(s) are not runs of this experiment (no longer "
+                           "in the space, or beyond --runs): kept in the journal, left out of "
+                           "the summary and the table", journal.path, others)
+    else:
+        tables.start_csv()
+    journal.record_change()
+    return _grid_tasks(tables.grid, tables.ledger, retry_failed, config_ids)
 
 
 class Records(list):
-    """The records of an experiment (the latest of each ``(id, run)``, in that order).
-
-    ``complete`` is True when every run the call asked for ended ``ok``.
-    """
+    """The records of an experiment, one per run (its latest), in (id, run) order, with
+    the ids of the current space; ``complete`` is True when every run the call
+    asked for ended ``ok`` or ``pruned``, ``journal`` is where they are."""
 
     complete: bool = False
     journal: Path | None = None
 
+    @classmethod
+    def _read(cls, journal: Path, grid: _GridIndex | None = None,
+              current: str | None = None) -> Records:
+        if grid is None:
+            records = cls(read_journal(journal))
+        else:
+            latest: dict[int, dict] = {}
+            for slot, _, line in _grid_records(journal, grid, current):
+                if slot is not None:
+                    record = _loads(line)
+                    record["id"] = slot // grid.runs  # its id in the current space
+                    latest[slot] = record
+            records = cls(latest[k] for k in sorted(latest))
+        records.journal = journal
+        return records
 
-def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None, *, quiet: bool,
-            objective: str | None = None, maximize: bool = False, reread: bool = False,
-            belongs: Callable[[dict], bool] | None = None) -> Records:
-    """Close the journal and rewrite the CSV from it; print the summary; return the records.
 
-    ``reread`` (after an exception) takes the records from the file, not from memory.
-    ``belongs`` tells the records of this experiment from others a journal may
-    hold (edited by hand, or of a space that has changed): those are left out.
+class _Tables:
+    """A grid experiment's ledger, summary and CSV, fed with each run's record as it ends."""
+
+    def __init__(self, setup: _Setup, grid: _GridIndex, *, objective: str | None,
+                 maximize: bool):
+        self.setup, self.grid = setup, grid
+        self.ledger = _Ledger(grid)
+        self.summary = _Summary(objective=objective, maximize=maximize, ledger=self.ledger)
+        self.csv: _CsvFile | None = None  # written as runs end: in place at the end
+        self._csv_ok = False  # the journal held no run: the CSV can be written as they end
+
+    def start_csv(self) -> None:
+        self._csv_ok = True
+
+    def add(self, record: dict[str, Any]) -> None:
+        slot = self.grid.slot(record["id"], record["run"])
+        if slot is None:
+            return
+        code = _CODE[record["status"].encode()]
+        if self.ledger.set(slot, code):
+            self._drop_csv()  # a run journaled twice: the CSV is written from the journal
+        self.summary.add(slot, code, record, cid=record["id"])
+        if self._csv_ok:
+            row = _row(record, self.grid.names)
+            if self.csv is None:
+                keys = list(record["result"]) if isinstance(record["result"], dict) else None
+                try:
+                    self.csv = _CsvFile(self._csv_path(), _columns(self.grid.names, keys))
+                except OSError:
+                    self._csv_ok = False
+                    return
+            if not self.csv.write(row):  # a column the first run did not have
+                self._drop_csv()
+
+    def _csv_path(self) -> Path:
+        return self.setup.out / f"{self.setup.name}.csv"
+
+    def _drop_csv(self) -> None:
+        self._csv_ok = False
+        if self.csv is not None:
+            self.csv.abandon()
+            self.csv = None
+
+    def write_csv(self, journal: Path, *, quick: bool) -> bool:
+        """The CSV in place: the one written as runs ended, or one from the journal.
+        ``quick`` (interrupted): not from a journal too large to read in a second."""
+        if self.csv is not None:
+            self.csv.done()
+            return True
+        if self._csv_ok:  # no run ended: a CSV of no runs
+            _write_rows(self._csv_path(), [], self.grid.names)
+            return True
+        if quick and journal.stat().st_size > _QUICK_BYTES:
+            return False
+        _grid_csv(journal, self._csv_path(), self.grid, self.current())
+        return True
+
+    def current(self) -> str:
+        """The space as it stands, as JSON (how records are placed in it)."""
+        return _dumps(self.setup.space.to_dict())
+
+    def complete(self, config_ids: list[int] | None) -> bool:
+        """Did every run asked for end ok or pruned?"""
+        codes, runs = self.ledger.codes, self.grid.runs
+        if config_ids is None:
+            return codes.count(1) + codes.count(2) == len(codes)
+        return all(codes[cid * runs + r] in (1, 2) for cid in set(config_ids)
+                   for r in range(runs))
+
+
+#: Bytes of journal an interrupted experiment still rewrites its CSV from (about a
+#: second's reading); past it, the next run or ``exp results --csv`` writes the CSV.
+_QUICK_BYTES = 20 << 20
+
+
+def _grid_csv(journal: Path, path: Path, grid: _GridIndex, current: str) -> Path:
+    """The CSV of a grid journal, streamed: one row per run of the current space."""
+    def source() -> Iterator[tuple[int, bytes]]:
+        return ((slot, line) for slot, _, line in _grid_records(journal, grid, current)
+                if slot is not None)
+
+    result_keys: dict[str, None] = {}
+    reported: dict[str, None] = {}
+    scalar = False
+    for _, line in source():  # the columns: every result key and reported metric
+        result = _result_of(line)
+        if isinstance(result, dict):
+            result_keys.update(dict.fromkeys(result))
+        else:
+            scalar = scalar or result is not None or not result_keys
+        if b'"reported":' in line:
+            record = _loads(line)
+            if record.get("result") is None and isinstance(record.get("reported"), dict):
+                reported.update(dict.fromkeys(record["reported"]))
+    columns = _columns(grid.names, list(result_keys) if result_keys else None, reported)
+    if result_keys and scalar:
+        columns.insert(columns.index("seconds"), "result")
+    out = _CsvFile(path, columns)
+    try:
+        for slot, line in _stream_latest(source, grid.size * grid.runs):
+            record = _loads(line)
+            record["id"] = slot // grid.runs
+            out.write(_row(record, grid.names))
+    except BaseException:
+        out.abandon()
+        raise
+    return out.done()
+
+
+def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None,
+            tables: _Tables | None, *, quiet: bool, failed: bool = False,
+            objective: str | None = None, maximize: bool = False,
+            want: bool = True) -> Records:
+    """Close the journal, put the CSV in place, print the summary; the records.
+
+    ``failed``: the call is ending on an exception (Ctrl-C included): a journal no
+    run reached is removed, and a CSV that would take long to write is left to
+    the next run. Without ``tables`` (gopt), the summary and CSV come from the
+    journal (ranked by ``objective``). ``want``: read the records back (a grid's
+    are read only when wanted: the command line does not, at any size).
     """
     journal.close()
-    if reread and journal.discard():  # it failed before any run ended: nothing to keep
+    if failed and journal.discard():  # it failed before any run ended: nothing to keep
         try:
             setup.logs.rmdir()
         except OSError:
             pass
         return Records()
-    records = Records(journal.all_records(reread=reread))
-    records.journal = setup.journal_path
-    if belongs is not None:
-        others = [r for r in records if not belongs(r)]
-        if others:
-            records[:] = [r for r in records if belongs(r)]
-            _log().warning("%s: %d record(s) are not runs of this experiment (ids outside the "
-                           "space, or runs beyond --runs): left out of the summary and the table",
-                           setup.journal_path, len(others))
+    csv_path = setup.out / f"{setup.name}.csv"
+    written = True
     try:
-        write_csv(records, setup.out / f"{setup.name}.csv")
+        if tables is not None:
+            written = tables.write_csv(journal.path, quick=failed)
+        else:
+            write_csv(read_journal(journal.path), csv_path)
     except OSError as e:
         _log().warning("cannot write %s.csv: %s", setup.name, e.strerror)
+    if not written:
+        _log().warning("the table %s is left for the next run, or exp results %s --csv %s, "
+                       "to write (the journal is large)", csv_path, journal.path, csv_path)
     try:
         if not any(setup.logs.iterdir()):
             setup.logs.rmdir()
     except OSError:
         pass
+    if tables is not None:
+        summary = tables.summary
+        records = Records._read(journal.path, tables.grid, tables.current()) \
+            if want else Records()
+    else:
+        records = Records._read(journal.path)
+        summary = _Summary(objective=objective, maximize=maximize)
+        if not quiet:
+            for r in records:
+                summary.add((r["id"], r["run"]), _CODE[r["status"].encode()], r)
+    records.journal = journal.path
     if not quiet:
-        text = summarize(records, journal=setup.journal_path, progress=progress,
-                         objective=objective, maximize=maximize)
+        text = summary.text(varying=_varying(setup.space), progress=progress,
+                            journal=setup.journal_path)
         if progress is not None and not progress.total:
             text = ("nothing to run: every run is already in the journal (--retry-failed reruns "
                     "those not ok, --fresh starts over, --name starts another)\n" + text)
@@ -4228,6 +4757,11 @@ def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None, *, qui
         except (OSError, ValueError):
             pass
     return records
+
+
+def _varying(space: ParamSpace) -> list[str]:
+    """The parameters that take more than one value."""
+    return [n for n, spec in space.params.items() if _count(spec) > 1]
 
 
 # ─── progress and summary ────────────────────────────────────────────────────
@@ -4393,52 +4927,656 @@ def _isatty(stream: Any) -> bool:
 
 
 def _score(result: Any, objective: str | None) -> float | None:
-    value = result.get(objective) if isinstance(result, dict) and objective else result
+    """The number a result is ranked by: the result, or its ``objective`` key."""
+    if objective is not None and isinstance(result, dict):
+        value = result.get(objective)
+    elif objective not in (None, "value"):
+        return None
+    else:
+        value = result
     if _is_number(value) and math.isfinite(value):
         return float(value)
     return None
 
 
-def summarize(records: list[dict[str, Any]], *, journal: str | os.PathLike | None = None,
+# ─── tables: the CSV, the summary, exp results ───────────────────────────────
+#
+# Every table is made from the journal as it streams by, or from the records
+# as runs end, never from all records in memory: a summary keeps counts (in the
+# ledger), the first runs not ok and the best K; the CSV is written row by row.
+
+#: Columns of a run's own fields in the CSV and tables, apart from its parameters
+#: (``param.NAME``), its result (``result``, or ``result.KEY`` for a dict) and the
+#: last metrics it reported when it has no result of its own (``reported.KEY``).
+_RUN_FIELDS = ("seconds", "step", "error", "start", "end", "worker", "gpu")
+
+
+def _cell(value: Any) -> Any:
+    """A value as one cell: numbers, text and booleans as they are, others as JSON."""
+    if value is None or type(value) in (int, float, str, bool):
+        return value
+    return _dumps(value)
+
+
+def _row(record: dict[str, Any], param_names: Iterable[str]) -> dict[str, Any]:
+    """One run as flat, distinct columns (see _RUN_FIELDS)."""
+    row = {"id": record["id"], "run": record["run"], "status": record["status"]}
+    params = record.get("params") or {}
+    for name in param_names:
+        row["param." + name] = _cell(params.get(name))
+    result = record.get("result")
+    if isinstance(result, dict):
+        for key, value in result.items():
+            row[f"result.{key}"] = _cell(value)
+    else:
+        row["result"] = _cell(result)
+    error = record.get("error")
+    row.update(seconds=record.get("seconds"), step=record.get("step"),
+               error=error.strip().splitlines()[-1] if error else None,
+               start=record.get("start"), end=record.get("end"),
+               worker=record.get("worker"), gpu=record.get("gpu"))
+    reported = record.get("reported")
+    if isinstance(reported, dict) and result is None:
+        for key, value in reported.items():
+            row[f"reported.{key}"] = _cell(value)
+    return row
+
+
+def _columns(param_names: Iterable[str], result_keys: Iterable[str] | None,
+             reported_keys: Iterable[str] = ()) -> list[str]:
+    """The CSV's columns; ``result_keys`` None for a scalar result column."""
+    results = ["result"] if result_keys is None else [f"result.{k}" for k in result_keys]
+    return ["id", "run", "status", *(f"param.{n}" for n in param_names), *results,
+            *_RUN_FIELDS, *(f"reported.{k}" for k in reported_keys)]
+
+
+class _CsvFile:
+    """A CSV written row by row to a temporary file, in place once whole."""
+
+    def __init__(self, path: Path, columns: list[str]):
+        import csv
+        self.path, self.columns = path, columns
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self._f = open(self.tmp, "w", newline="", encoding="utf-8", errors="backslashreplace")
+        self._writer = csv.writer(self._f)
+        self._writer.writerow(columns)
+
+    def write(self, row: dict[str, Any]) -> bool:
+        """Write a row; False when it has a column the file has not (it is then unusable)."""
+        if len(row) > len(self.columns) and not row.keys() <= set(self.columns):
+            return False
+        self._writer.writerow([_csv_text(row.get(c)) for c in self.columns])
+        return True
+
+    def done(self) -> Path:
+        self._f.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abandon(self) -> None:
+        try:
+            self._f.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+def _csv_text(value: Any) -> Any:
+    return "" if value is None else ("true" if value else "false") if type(value) is bool \
+        else value
+
+
+def write_csv(records: Iterable[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """One flat row per record, with distinct columns (see README, "The CSV")."""
+    records = list(records)
+    names = list(dict.fromkeys(n for r in records for n in (r.get("params") or {})))
+    return _write_rows(Path(path), [_row(r, names) for r in records], names)
+
+
+def _write_rows(path: Path, rows: list[dict], names: list[str]) -> Path:
+    scalar = all("result" in row for row in rows)
+    keys = None if scalar else list(dict.fromkeys(
+        k[7:] for row in rows for k in row if k.startswith("result.")))
+    reported = list(dict.fromkeys(k[9:] for row in rows for k in row if k.startswith("reported.")))
+    columns = _columns(names, keys, reported)
+    if not scalar and any("result" in row for row in rows):
+        columns.insert(columns.index("seconds"), "result")
+    out = _CsvFile(path, columns)
+    try:
+        for row in rows:
+            out.write(row)
+    except BaseException:
+        out.abandon()
+        raise
+    return out.done()
+
+
+def _stream_latest(source: Callable[[], Iterable[tuple[Any, bytes]]],
+                   size: int | None) -> Iterator[tuple[Any, bytes]]:
+    """(key, line) of each key's last record, in journal order, from a source read
+    twice: the first pass finds the keys journaled more than once (retries), the
+    second yields each key's last line. Memory: a bit per slot of a grid (``size``),
+    or a set of keys, plus the repeated keys."""
+    seen: Any = bytearray((size + 7) // 8) if size is not None else set()
+    last: dict[Any, int] = {}
+    for n, (key, _) in enumerate(source()):
+        if size is not None:
+            byte, bit = divmod(key, 8)
+            if seen[byte] >> bit & 1:
+                last[key] = n
+            else:
+                seen[byte] |= 1 << bit
+        elif key in seen:
+            last[key] = n
+        else:
+            seen.add(key)
+    for n, (key, line) in enumerate(source()):
+        if key not in last or last[key] == n:
+            yield key, line
+
+
+class _Summary:
+    """What the end of a run prints, gathered as records go by, in flat memory:
+    counts (from a ledger, or by key), the first runs not ok, the best K."""
+
+    KEEP_BAD = 10
+
+    def __init__(self, *, objective: str | None = None, maximize: bool = False, top: int = 5,
+                 ledger: _Ledger | None = None):
+        self.objective, self.maximize, self.top, self.ledger = objective, maximize, top, ledger
+        self.codes: dict[Any, int] = {}  # without a ledger: key -> latest status
+        self.bad: dict[Any, tuple[str, int, int, str]] = {}  # key -> status, id, run, error
+        self.best: list[tuple] = []  # heap of (-rank, seq, key, id, run, params)
+        self.in_best: dict[Any, tuple] = {}
+        self.seq = 0
+        self.kinds: dict[str, int] = {}  # what ok runs returned: number, dict, none, other
+        self.keys: dict[str, None] = {}  # the keys of dict results (the first 50)
+
+    def add(self, key: Any, code: int, record: dict | None = None, line: bytes | None = None,
+            cid: int | None = None) -> None:
+        """A run's record (parsed, or its line with its status code): ``key`` is its
+        slot (or its (id, run)); ``cid`` its id in the current space."""
+        if self.ledger is None:
+            old = self.codes.get(key, 0)
+            self.codes[key] = code
+        else:
+            old = -1  # the ledger already has it
+        if old and key in self.bad:
+            del self.bad[key]
+        entry = self.in_best.pop(key, None)
+        if entry is not None:
+            entry[2] = None  # superseded: dropped when the heap is read
+        status = _STATUS_NAME[code]
+        if status in ("ok", "pruned"):
+            result = record["result"] if record is not None else _result_of(line)
+            if status == "ok":
+                kind = ("number" if _is_number(result) else "dict" if isinstance(result, dict)
+                        else "none" if result is None else "other")
+                self.kinds[kind] = self.kinds.get(kind, 0) + 1
+                if kind == "dict" and len(self.keys) < 50:
+                    self.keys.update(dict.fromkeys(result))
+                score = _score(result, self.objective)
+                if score is not None and self.top:
+                    self._rank(key, score, record, line, cid)
+            return
+        if len(self.bad) < self.KEEP_BAD:
+            record = record if record is not None else _loads(line)
+            error = (record.get("error") or "").strip().splitlines()
+            self.bad[key] = (status, cid if cid is not None else record["id"], record["run"],
+                             error[-1] if error else "")
+
+    def _rank(self, key: Any, score: float, record: dict | None, line: bytes | None,
+              cid: int | None) -> None:
+        import heapq
+        rank = score if self.maximize else -score  # the heap's smallest is the worst kept
+        self.seq += 1
+        if len(self.best) >= self.top * 2 and rank <= self.best[0][0]:
+            return
+        record = record if record is not None else _loads(line)
+        entry = [rank, self.seq, key, cid if cid is not None else record["id"], record["run"],
+                 record.get("params") or {}]
+        self.in_best[key] = entry
+        heapq.heappush(self.best, entry)
+        while len(self.best) > self.top * 2:  # room for entries a later record supersedes
+            dropped = heapq.heappop(self.best)
+            if dropped[2] is not None:
+                self.in_best.pop(dropped[2], None)
+
+    def counts(self) -> dict[str, int]:
+        if self.ledger is not None:
+            return self.ledger.counts()
+        counts = dict.fromkeys(STATUSES, 0)
+        for code in self.codes.values():
+            counts[_STATUS_NAME[code]] += 1
+        return counts
+
+    def ranked(self) -> list[tuple[float, int, int, dict]]:
+        """The best runs, best first: (score, id, run, params)."""
+        live = [e for e in self.best if e[2] is not None]
+        live.sort(key=lambda e: (-e[0], e[1]))
+        return [(e[0] if self.maximize else -e[0], e[3], e[4], e[5]) for e in live[:self.top]]
+
+    def text(self, *, varying: Iterable[str] | None = None, progress: _Progress | None = None,
+             journal: Path | None = None, table: Path | None = None) -> str:
+        counts = self.counts()
+        total = sum(counts.values())
+        lines = [f"{total} run(s): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+                 if total else "no runs recorded"]
+        if progress is not None and progress.done:
+            lines[0] += (f" ({progress.done} this time in {_duration(progress.elapsed)}, "
+                         f"workers started in {progress.startup:.2f}s)")
+        bad = counts["failed"] + counts["timeout"] + counts["crashed"]
+        for status, cid, run, error in list(self.bad.values())[:self.KEEP_BAD]:
+            lines.append(f"  {status} id {cid} run {run}: {error}")
+        if bad > len(self.bad):
+            lines.append(f"  … and {bad - len(self.bad)} more not ok")
+        best = self.ranked()
+        ok = counts["ok"]
+        if best:
+            what = f"{'max' if self.maximize else 'min'}{' ' + self.objective if self.objective else ''}"
+            lines.append(f"best {len(best)} ({what}):")
+            names = list(varying) if varying is not None else None
+            for score, cid, run, params in best:
+                shown = {k: v for k, v in params.items() if names is None or k in names}
+                lines.append(f"  {_num(score):<12} id {cid} run {run}  "
+                             + " ".join(f"{k}={_num(v)}" for k, v in shown.items()))
+        elif ok and self.kinds.get("dict") and self.objective is None:
+            lines.append(f"results are dicts (keys {_quoted(self.keys)}): rank them with "
+                         "--objective KEY")
+        elif ok and self.objective is not None:
+            lines.append(f"no ok run has a number under --objective {self.objective!r}"
+                         + (f" (result keys: {_quoted(self.keys)})" if self.keys
+                            else " (results are not dicts)"))
+        elif ok:
+            returned = ", ".join(f"{n} {k}" for k, n in self.kinds.items())
+            lines.append(f"results are not numbers ({returned}): nothing to rank")
+        if journal is not None:
+            stem = journal.name.removesuffix(".jsonl")
+            logs = journal.with_name(stem + ".logs")
+            table = table or journal.with_name(stem + ".csv")
+            lines.append(f"journal {journal}"
+                         + (f", table {table}" if Path(table).exists() else "")
+                         + (f", logs {logs}/" if logs.is_dir() else ""))
+        return "\n".join(lines)
+
+
+def summarize(records: Iterable[dict[str, Any]], *, journal: str | os.PathLike | None = None,
               top: int = 5, objective: str | None = None, maximize: bool = False,
               progress: _Progress | None = None, table: str | os.PathLike | None = None) -> str:
-    """A readable summary: counts by status, failures, where things are, best results."""
-    counts = {s: 0 for s in STATUSES}
+    """A readable summary of records: counts by status, runs not ok, the best."""
+    summary = _Summary(objective=objective, maximize=maximize, top=top)
     for r in records:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    lines = [f"{len(records)} run(s): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-             if records else "no runs recorded"]
-    if progress is not None and progress.done:
-        lines[0] += (f" ({progress.done} this time in {progress.elapsed:.1f}s, workers started "
-                     f"in {progress.startup:.2f}s)")
-    bad = [r for r in records if r["status"] not in ("ok", "pruned")]
-    for r in bad[:10]:
-        error = (r.get("error") or "").strip().splitlines()
-        lines.append(f"  {r['status']} id {r['id']} run {r['run']}: {error[-1] if error else ''}")
-    if len(bad) > 10:
-        lines.append(f"  … and {len(bad) - 10} more not ok")
-    scored = [(s, r) for r in records if r["status"] == "ok"
-              and (s := _score(r.get("result"), objective)) is not None]
-    dicts = [r["result"] for r in records if r["status"] == "ok" and isinstance(r.get("result"), dict)]
-    if not scored and objective is None and dicts:
-        lines.append("results are dicts: rank them with exp results JOURNAL --objective KEY")
-    elif not scored and objective is not None and any(r["status"] == "ok" for r in records):
-        keys = sorted({k for d in dicts for k in d})
-        lines.append(f"no ok run has a number under --objective {objective!r}"
-                     + (f" (result keys: {_quoted(keys)})" if keys else " (results are not dicts)"))
-    if scored and top:
-        scored.sort(key=lambda sr: sr[0], reverse=maximize)
-        lines.append(f"best {min(top, len(scored))} ({'max' if maximize else 'min'}"
-                     f"{' ' + objective if objective else ''}):")
-        for s, r in scored[:top]:
-            lines.append(f"  {s:<12.6g} id {r['id']} run {r['run']} {_dumps(r['params'])}")
-    if journal is not None:
-        journal = Path(journal)
-        stem = journal.name.removesuffix(".jsonl")
-        logs = journal.with_name(stem + ".logs")
-        lines.append(f"journal {journal}, table {table or journal.with_name(stem + '.csv')}"
-                     + (f", logs {logs}/" if logs.is_dir() else ""))
-    return "\n".join(lines)
+        summary.add((r["id"], r["run"]), _CODE[r["status"].encode()], r)
+    return summary.text(progress=progress, journal=Path(journal) if journal else None,
+                        table=Path(table) if table else None)
+
+
+class _Experiment(NamedTuple):
+    """What a journal says of its experiment: its header, its space as it stands."""
+
+    path: Path
+    header: dict[str, Any]
+    space: ParamSpace  # as it stands (its latest change of space), with its seed
+    runs: int
+    grid: _GridIndex | None  # None for a search (gopt): records keep their ids
+    running: bool  # a driver holds the journal now
+
+    @property
+    def current(self) -> str:
+        return _dumps(self.space.to_dict())
+
+    def records(self) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """(key, record) of each run's latest record, in journal order, ids those of the
+        current space (runs no longer in it left out)."""
+        if self.grid is None:
+            def source() -> Iterator[tuple[Any, bytes]]:
+                for line in _lines(self.path):
+                    head = _head(line)
+                    if head is not None:
+                        yield head[:2], line
+                    elif line.startswith(b'{"id"'):
+                        try:
+                            obj = _loads(line)
+                        except ValueError:
+                            continue
+                        if _is_record(obj):
+                            yield (obj["id"], obj["run"]), line
+            for key, line in _stream_latest(source, None):
+                yield key, _loads(line)
+            return
+        grid = self.grid
+
+        def grid_source() -> Iterator[tuple[int, bytes]]:
+            return ((slot, line) for slot, _, line in _grid_records(self.path, grid, self.current)
+                    if slot is not None)
+        for slot, line in _stream_latest(grid_source, grid.size * grid.runs):
+            record = _loads(line)
+            record["id"] = slot // grid.runs
+            yield slot, record
+
+
+def _open_experiment(path: str | os.PathLike) -> _Experiment:
+    """A journal read as an experiment (ExpError when it is not one)."""
+    path = Path(path)
+    if not path.is_file():
+        raise JournalError(f"{path}: no such journal")
+    try:
+        header, has_runs = _read_header(path)
+    except OSError as e:
+        raise JournalError(f"{path}: cannot read: {e.strerror}") from None
+    if header is None:
+        raise JournalError(f"{path}: not an exp journal (its first line is no exp header)")
+    _check_format(path, header)
+    now = {**header, **(_latest_space(path) or {})} if has_runs else header
+    space = ParamSpace._from_dict(now["space"], seed=header.get("seed"))
+    runs = now.get("runs") or 1
+    grid = _GridIndex(space, runs, now.get("assume")) if header.get("command") == "run" else None
+    return _Experiment(path, header, space, runs, grid, _held(path))
+
+
+def _held(path: Path) -> bool:
+    """Is a driver writing this journal now (it holds the journal's lock)?"""
+    if _fcntl is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            try:
+                _fcntl.flock(f.fileno(), _fcntl.LOCK_SH | _fcntl.LOCK_NB)
+            except OSError:
+                return True
+    except OSError:
+        return False
+    return False
+
+
+#: ``--where`` conditions: KEY OP VALUE, OP one of these; several are all required.
+_OPS = {"<=": operator.le, ">=": operator.ge, "!=": operator.ne, "==": operator.eq,
+        "<": operator.lt, ">": operator.gt, "=": operator.eq}
+
+
+def _condition(text: str) -> tuple[str, Callable[[Any, Any], bool], Any]:
+    """'lr<0.01' -> ("lr", <, 0.01). VALUE is a number, true/false, or text."""
+    for op in _OPS:  # two-character operators first
+        key, found, value = text.partition(op)
+        if found and key.strip():
+            raw = value.strip().strip("'\"")
+            try:
+                parsed: Any = float(raw) if raw.lower() not in ("nan", "inf", "-inf") else raw
+            except ValueError:
+                parsed = {"true": True, "false": False}.get(raw.lower(), raw)
+            return key.strip(), _OPS[op], parsed
+    raise ExpError(f"--where {text!r}: expected KEY OP VALUE with OP one of "
+                   f"{' '.join(_OPS)} (e.g. --where 'lr<0.01')")
+
+
+class Table(NamedTuple):
+    """A table of an experiment's runs (``results``): columns and rows, what is fixed."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    fixed: dict[str, Any]  # parameters with one value in the space
+    counts: dict[str, int]  # runs by status (after --status/--where)
+    shown: int  # rows before --top cut them
+    grouped: bool
+    notes: list[str]
+
+    def format(self, kind: str = "table") -> str:
+        """The table as text: "table", "csv", "json" or "markdown"."""
+        if kind == "json":
+            return json.dumps([{c: row.get(c) for c in self.columns} for row in self.rows],
+                              indent=1, default=str, allow_nan=False) \
+                if not _has_nonfinite(self.rows) else _dumps(
+                [{c: row.get(c) for c in self.columns} for row in self.rows])
+        if kind == "csv":
+            import csv
+            import io
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(self.columns)
+            writer.writerows([_csv_text(_cell(row.get(c))) for c in self.columns]
+                             for row in self.rows)
+            return out.getvalue().rstrip("\n")
+        cells = _shown_rows(self)
+        if kind == "markdown":
+            esc = lambda t: t.replace("|", "\\|")  # noqa: E731
+            lines = ["| " + " | ".join(esc(c) for c in self.columns) + " |",
+                     "|" + "|".join(" ---: " if self._numeric(i) else " --- "
+                                    for i in range(len(self.columns))) + "|"]
+            lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in cells]
+            return "\n".join(lines)
+        widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(self.columns)]
+        numeric = [self._numeric(i) for i in range(len(self.columns))]
+
+        def line(values: list[str]) -> str:
+            return "  ".join(v.rjust(w) if n else v.ljust(w)
+                             for v, w, n in zip(values, widths, numeric)).rstrip()
+        return "\n".join([line(self.columns), line(["-" * w for w in widths]),
+                          *(line(r) for r in cells)])
+
+    def _numeric(self, i: int) -> bool:
+        column = self.columns[i]
+        return all(_is_number(row.get(column)) or row.get(column) is None for row in self.rows)
+
+
+def _has_nonfinite(rows: list[dict]) -> bool:
+    return any(isinstance(v, float) and not math.isfinite(v) for r in rows for v in r.values())
+
+
+def _show(value: Any) -> str:
+    """A cell as a table shows it: numbers to their significant digits."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _num(value)
+    return _printable(value if isinstance(value, str) else _dumps(value))[:60]
+
+
+def _shown_rows(table: Table) -> list[list[str]]:
+    """Cells as a table shows them; run times in seconds to the millisecond."""
+    return [[(f"{row[c]:.3f}" if c in ("seconds", "seconds.mean") and _is_number(row.get(c))
+              else _show(row.get(c))) for c in table.columns] for row in table.rows]
+
+
+def results(journal: str | os.PathLike, *, top: int | None = 20, sort: str | None = None,
+            maximize: bool | None = None, objective: str | None = None,
+            status: Iterable[str] = (), where: Iterable[str] = (),
+            group: bool | None = None) -> Table:
+    """A table of the runs of a journal: every run (``top=None``) or the first ``top``,
+    sorted by ``sort`` (a result key, a parameter or a run field; by default the
+    objective, the one the journal records if none is given, else by id), filtered
+    by ``status`` and ``where`` conditions ("lr<0.01"). With repeats, rows are
+    configurations (mean, sd and count of each metric, ranked by the mean) unless
+    ``group=False``. Flat memory unless every run is asked for: the best ``top``
+    are kept as the journal streams by.
+    """
+    if top is not None and (not isinstance(top, int) or isinstance(top, bool) or top < 0):
+        raise ExpError(f"--top must be a number >= 0 or 'all', got {top!r}")
+    experiment = _open_experiment(journal)
+    header = experiment.header
+    if objective is None:
+        objective = header.get("objective")
+        maximize = bool(header.get("maximize")) if maximize is None else maximize
+    maximize = bool(maximize)
+    sort = sort or objective or _default_sort(experiment)
+    statuses = set(status)
+    for s in sorted(statuses - set(STATUSES)):
+        raise ExpError(f"--status {s!r}: unknown (valid statuses are {_quoted(STATUSES)})")
+    conditions = [_condition(w) for w in where]
+    names = experiment.space.param_names()
+    varying = _varying(experiment.space) if experiment.grid is not None else names
+    fixed = {n: experiment.space.grid_values()[n][0] for n in names if n not in varying}
+    group = experiment.runs > 1 if group is None else group
+    counts = dict.fromkeys(STATUSES, 0)
+    keys: dict[str, None] = {}  # the keys of dict results
+    scalar = False  # some result is a number
+    kept: list[tuple[tuple, dict]] = []  # (rank, row): every row, or the best ``top``
+    groups: dict[int, dict] = {}
+    shown = 0
+    for n, (_, record) in enumerate(experiment.records()):
+        row = _row(record, names)
+        if statuses and record["status"] not in statuses:
+            continue
+        if conditions and not all(_holds(row, key, op, value) for key, op, value in conditions):
+            continue
+        shown += 1
+        counts[record["status"]] += 1
+        result = record.get("result")
+        if isinstance(result, dict):
+            keys.update(dict.fromkeys(result))
+        elif _is_number(result):
+            scalar = True
+        if group:
+            _gather(groups, row)
+            continue
+        kept.append((_rank(row, sort, maximize, n), row))
+        if top is not None and len(kept) > 2 * top + 100:  # keep the best, in flat memory
+            kept.sort(key=lambda k: k[0])
+            del kept[top:]
+    if objective is not None and (keys or scalar) and objective not in keys and \
+            not (objective == "value" and scalar):
+        what = f"result keys: {_quoted(keys)}" if keys else "the results are numbers, not dicts"
+        raise ExpError(f"--objective {objective!r}: no result has that key ({what})")
+    if group:
+        rows = [_aggregate(g) for g in groups.values()]
+        rows.sort(key=lambda r: _rank(r, sort, maximize, r["id"]))
+        shown = len(rows)
+    else:
+        kept.sort(key=lambda k: k[0])
+        rows = [row for _, row in kept]
+    if sort is not None and rows and not any(_lookup(row, sort) is not None for row in rows):
+        raise ExpError(f"--sort {sort!r}: no such column (parameters: {_quoted(names)}; result "
+                       f"keys: {_quoted(keys) or 'none'}; or one of {_quoted(_RUN_FIELDS)})")
+    rows = rows if top is None else rows[:top]
+    columns = _table_columns(rows, names, varying, group)
+    notes = []
+    if experiment.running:
+        notes.append("the experiment is still running: this is what its journal holds now")
+    return Table(columns, rows, fixed, counts, shown, group, notes)
+
+
+def _default_sort(experiment: _Experiment) -> str | None:
+    """"result" when the runs return numbers (the first ok ones say), else None (by id)."""
+    for n, line in enumerate(_lines(experiment.path)):
+        head = _head(line)
+        if head is not None and head[2] == 1:
+            return "result" if _is_number(_result_of(line)) else None
+        if n > 1000:
+            break
+    return None
+
+
+def _lookup(row: dict[str, Any], key: str) -> Any:
+    """A row's value for a name: a run field, result key or parameter, plain or prefixed."""
+    for name in (key, f"result.{key}", f"param.{key}", f"{key}.mean", f"result.{key}.mean"):
+        if name in row:
+            return row[name]
+    return None
+
+
+def _holds(row: dict, key: str, op: Callable[[Any, Any], bool], value: Any) -> bool:
+    found = _lookup(row, key)
+    if found is None:
+        return False
+    try:
+        return bool(op(found, value))
+    except TypeError:  # a number against text
+        return bool(op(str(found), str(value)))
+
+
+def _rank(row: dict, sort: str | None, maximize: bool, tie: int) -> tuple:
+    """Sort key: by id and run, or by a value (rows without it last; reversed to maximise).
+    Pruned runs, whose results are what they reported last, come after finished ones."""
+    if sort is None:
+        return (0, row.get("id", 0), row.get("run", 0), tie)
+    value = _lookup(row, sort)
+    if not _is_number(value) or value != value:
+        return (2, 0.0, tie)
+    return (1 if row.get("status") == "pruned" else 0, -value if maximize else value, tie)
+
+
+def _gather(groups: dict[int, dict], row: dict[str, Any]) -> None:
+    """Add a run to its configuration's running sums (Welford: mean and variance)."""
+    g = groups.get(row["id"])
+    if g is None:
+        g = groups[row["id"]] = {"row": row, "n": 0, "stats": {}, "statuses": {}}
+    g["n"] += 1
+    g["statuses"][row["status"]] = g["statuses"].get(row["status"], 0) + 1
+    for key, value in row.items():
+        if (key.startswith(("result", "reported.")) or key in ("seconds", "step")) \
+                and _is_number(value) and math.isfinite(value):
+            n, mean, m2 = g["stats"].get(key, (0, 0.0, 0.0))
+            n += 1
+            delta = value - mean
+            mean += delta / n
+            g["stats"][key] = (n, mean, m2 + delta * (value - mean))
+
+
+def _aggregate(g: dict) -> dict[str, Any]:
+    """A configuration's row: its parameters, runs by status, mean, sd and count."""
+    first = g["row"]
+    row = {"id": first["id"], "runs": g["n"],
+           "status": ", ".join(f"{n} {s}" for s, n in g["statuses"].items())}
+    row.update({k: v for k, v in first.items() if k.startswith("param.")})
+    for key, (n, mean, m2) in g["stats"].items():
+        row[f"{key}.mean"] = mean
+        if key != "seconds":
+            row[f"{key}.sd"] = math.sqrt(m2 / (n - 1)) if n > 1 else None
+            row[f"{key}.n"] = n
+    return row
+
+
+
+def _table_columns(rows: list[dict], names: list[str], varying: list[str],
+                   grouped: bool) -> list[str]:
+    """id, run (or runs), status, the varying parameters, every metric, seconds, step."""
+    present = dict.fromkeys(k for row in rows for k in row)
+    head = ["id", "runs", "status"] if grouped else ["id", "run", "status"]
+    params = [f"param.{n}" for n in varying]
+    own = ("seconds.mean", "step.mean", "step.sd", "step.n") if grouped else ("seconds", "step")
+    metrics = [k for k in present if k.startswith(("result", "reported.")) and k not in own
+               and not (k.endswith(".n") and all(row.get(k) in (None, row.get("runs"))
+                                                 for row in rows))]
+    tail = [k for k in own if any(row.get(k) is not None for row in rows)
+            and not k.startswith("step.") or k == "step.mean" and k in present]
+    if not grouped and any(row.get("error") for row in rows):
+        tail.append("error")
+    columns = [c for c in head + params + metrics + tail if c in present or c in head]
+    # Prefixes (param., result.) only where the plain name is also another kind's.
+    def base(c: str) -> str:
+        name = c.split(".", 1)[1]
+        for suffix in (".mean", ".sd", ".n"):
+            if grouped and name.endswith(suffix):
+                return name[:-len(suffix)]
+        return name
+    params_ = {base(c) for c in columns if c.startswith("param.")}
+    results_ = {base(c) for c in columns if c.startswith("result.")}
+    fields = {"id", "run", "runs", "status", "error", *_RUN_FIELDS}
+    short = {}
+    for c in columns:
+        if c.startswith("param.") and not base(c) in results_ | fields:
+            short[c] = c[6:]
+        elif c.startswith("result.") and not base(c) in params_ | fields:
+            short[c] = c[7:]
+        else:
+            short[c] = c
+    for row in rows:
+        for c, s in short.items():
+            if c != s and c in row:
+                row[s] = row[c]
+    return [short[c] for c in columns]
+
+
+def dataframe(journal: str | os.PathLike) -> Any:
+    """A pandas DataFrame of a journal's runs: one row per run, the CSV's columns
+    (``param.NAME``, ``result`` or ``result.KEY``, the run's own fields)."""
+    try:
+        import pandas
+    except ImportError:
+        raise ExpError("exp.dataframe needs pandas, which is not installed: pip install "
+                       "pandas") from None
+    experiment = _open_experiment(journal)
+    names = experiment.space.param_names()
+    rows = [_row(record, names) for _, record in experiment.records()]
+    return pandas.DataFrame.from_records(rows)
 
 
 # ─── command line ────────────────────────────────────────────────────────────
@@ -4540,7 +5678,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config-ids", type=int, nargs="+", action="extend", metavar="ID",
                      help="run only these configuration ids (-c 1 3, or -c 1 -c 3)")
     run.add_argument("--dry-run", action="store_true",
-                     help="print the configurations and their count; run nothing")
+                     help="print the configurations to run and their count; run nothing")
+    run.add_argument("--assume", action="append", metavar="NAME=VALUE",
+                     help="the value earlier runs had of a parameter the space now adds")
 
     gopt = sub.add_parser("gopt", allow_abbrev=False, help="Bayesian optimisation (gopt extra)",
                           description="Minimise what run() returns with scikit-optimize.")
@@ -4567,27 +5707,42 @@ def _parser() -> argparse.ArgumentParser:
                       help="journals whose points seed the optimiser")
     gopt.add_argument("--plot", action="store_true", help="write convergence and objective plots")
 
-    res = sub.add_parser("results", allow_abbrev=False, help="summarise a journal",
+    res = sub.add_parser("results", allow_abbrev=False, help="a table of a journal's runs",
                          description="Read a journal back: summary, best runs, CSV, plot.")
     res.add_argument("journal", help="NAME.jsonl")
-    res.add_argument("--top", type=int, default=5, metavar="K", help="show the best K runs")
-    res.add_argument("--objective", metavar="KEY", help="key of a dict result to rank by")
+    res.add_argument("--top", default="20", metavar="K|all",
+                     help="show the first K rows (default 20), or all")
+    res.add_argument("--sort", metavar="KEY", help="sort by a result key, parameter or field "
+                     "(default: the objective, else id)")
+    res.add_argument("--objective", metavar="KEY", help="the result key to rank by")
     res.add_argument("--maximize", action="store_true", help="higher is better")
+    res.add_argument("--status", action="append", metavar="S[,S]",
+                     help="only runs with these statuses (ok, pruned, failed, timeout, crashed)")
+    res.add_argument("--where", action="append", metavar="COND",
+                     help="only runs where KEY OP VALUE holds, OP one of < <= > >= == != "
+                     "(e.g. 'lr<0.01'); several: all must hold")
+    res.add_argument("--no-group", action="store_true",
+                     help="with repeats: a row per run, not per configuration")
+    res.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
     res.add_argument("--csv", metavar="FILE", help="write one flat row per run to FILE")
-    res.add_argument("--plot", action="store_true", help="draw the convergence plot (gopt extra)")
+    res.add_argument("--info", action="store_true",
+                     help="what reproduces the experiment: command line, versions, git commit")
+    res.add_argument("--plot", action="store_true",
+                     help="draw the experiment's plots as PNG (gopt extra)")
     return parser
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     gpus = _gpus_arg(args)
+    assume = _assumptions(args.assume)
     if args.dry_run:
-        space = ParamSpace(args.params, seed=args.seed)
         _slots(args.workers, gpus, args.per_gpu, args.gpus_per_run,
                max_util=args.gpu_max_util, max_mem=args.gpu_max_mem)
-        tasks, total = _grid_tasks(space, args.runs, set(), args.config_ids)
-        for t in tasks:
-            print(_dumps({"id": t.id, "run": t.run, **t.params}))
-        print(f"{total} run(s) of {space.size} configuration(s)", file=sys.stderr)
+        planned = plan(args.params, runs=args.runs, seed=args.seed, out=args.out, name=args.name,
+                       config_ids=args.config_ids, retry_failed=args.retry_failed, assume=assume)
+        for config in planned.tasks:
+            print(_dumps(config))
+        print(_plan_text(planned, args), file=sys.stderr)
         return EXIT_OK
     records = run_experiment(
         args.params, args.module, workers=args.workers, runs=args.runs, gpus=gpus,
@@ -4599,27 +5754,116 @@ def _cmd_run(args: argparse.Namespace) -> int:
         gpu_max_util=args.gpu_max_util, gpu_max_mem=args.gpu_max_mem, kuma=args.kuma,
         progress_every=args.progress_every, prune=args.prune, objective=args.objective,
         maximize=args.maximize, min_step=args.min_step, max_step=args.max_step, eta=args.eta,
-        prune_grace=args.prune_grace)
+        prune_grace=args.prune_grace, assume=assume, records=False)
     return EXIT_OK if records.complete else EXIT_NOT_OK
+
+
+def _assumptions(items: list[str] | None) -> dict[str, Any]:
+    """--assume NAME=VALUE (VALUE read as TOML: 3, 0.5, true, "text"; else as text)."""
+    import tomllib
+    assume = {}
+    for item in items or ():
+        name, eq, text = item.partition("=")
+        if not eq or not name.strip():
+            raise ExpError(f"--assume takes NAME=VALUE, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        assume[name.strip()] = value
+    return assume
+
+
+def _plan_text(planned: Plan, args: argparse.Namespace) -> str:
+    """What --dry-run says after the configurations: counts, and how to run just these."""
+    import shlex
+    text = f"{planned.total} run(s) of {planned.size} configuration(s)"
+    if planned.kept or planned.dropped:
+        text += (f"; {planned.kept} finished run(s) kept from the journal"
+                 + (f", {planned.dropped} no longer in the space (kept in the journal, left "
+                    "out of this experiment)" if planned.dropped else ""))
+    if planned.seed is not None:
+        argv = [a for a in sys.argv[1:] if a != "--dry-run"]
+        if args.seed is None:
+            argv += ["--seed", str(planned.seed)]
+        text += (f"\nrandom values from seed {planned.seed}: exp {shlex.join(argv)} runs "
+                 "exactly these")
+    return text
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
     path = Path(args.journal)
-    header, records, skipped = _load_journal(path)
-    if header is None:
-        raise JournalError(f"{path}: not an exp journal (its first line is no exp header)")
-    _check_format(path, header)
-    _warn_skipped(path, skipped)
-    records = _latest(records)
-    objective = args.objective or header.get("objective")  # gopt records what it optimised
-    maximize = args.maximize or bool(header.get("maximize"))
+    top = None if args.top == "all" else _top(args.top)
+    if args.info:
+        print(_info(_open_experiment(path)))
+        return EXIT_OK
+    table = results(path, top=top, sort=args.sort, maximize=args.maximize or None,
+                    objective=args.objective, status=[s for v in args.status or ()
+                                                      for s in v.split(",")],
+                    where=args.where or (), group=False if args.no_group else None)
     if args.csv:
-        write_csv(records, args.csv)
-    print(summarize(records, journal=path, top=args.top, objective=objective, maximize=maximize,
-                    table=args.csv))
+        experiment = _open_experiment(path)
+        if experiment.grid is not None:
+            _grid_csv(path, Path(args.csv), experiment.grid, experiment.current)
+        else:
+            write_csv((r for _, r in experiment.records()), args.csv)
+    if args.format != "table":
+        print(table.format(args.format))
+    else:
+        print(_results_text(path, table, args.csv))
     if args.plot:
-        print(_gopt_module().plot_journal(path, objective=objective, maximize=maximize))
+        for png in _gopt_module().plot_journal(path, objective=args.objective,
+                                               maximize=args.maximize):
+            print(png)
     return EXIT_OK
+
+
+def _top(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ExpError(f"--top must be a number >= 0 or 'all', got {text!r}")
+    return value
+
+
+def _results_text(path: Path, table: Table, csv: str | None) -> str:
+    """The table, with what it is above it: counts, what is fixed, notes; files below."""
+    counts = ", ".join(f"{n} {s}" for s, n in table.counts.items() if n) or "no runs"
+    what = "configuration(s)" if table.grouped else "run(s)"
+    lines = [*(f"note: {n}" for n in table.notes),
+             f"{path}: {sum(table.counts.values())} run(s): {counts}"]
+    if table.fixed:
+        lines.append("fixed: " + " ".join(f"{k}={_show(v)}" for k, v in table.fixed.items()))
+    lines.append(table.format("table") if table.rows else "(no run to show)")
+    if len(table.rows) < table.shown:
+        lines.append(f"… {table.shown - len(table.rows)} more {what} (--top all shows every one)")
+    stem = path.name.removesuffix(".jsonl")
+    table_path = Path(csv) if csv else path.with_name(stem + ".csv")
+    if table_path.exists():
+        lines.append(f"table {table_path}")
+    return "\n".join(lines)
+
+
+def _info(experiment: _Experiment) -> str:
+    """What reproduces the experiment, from its journal's header."""
+    h = experiment.header
+    git = h.get("git")
+    import shlex
+    fields = [("command", "exp " + h.get("command", "?")),
+              ("command line", shlex.join(h["argv"]) if h.get("argv") else "(not recorded)"),
+              ("folder", h.get("cwd", "(not recorded)")), ("created", h.get("created")),
+              ("exp", h.get("exp")), ("python", h.get("python")), ("platform", h.get("platform")),
+              ("host", h.get("host")),
+              ("git", "(not a git work tree)" if not git else
+               f"{git['commit']}" + {True: " (dirty)", False: "", None: " (dirty: unknown)"}[
+                   git.get("dirty")]),
+              ("runnable", f"{h.get('runnable_spec')} (source {h.get('runnable_hash')})"),
+              ("seed", h.get("seed", h.get("optimizer_seed"))), ("runs", experiment.runs),
+              ("space", _dumps(experiment.space.to_dict()))]
+    width = max(len(k) for k, _ in fields)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in fields if v is not None)
 
 
 def _log_to_stderr() -> None:
@@ -4668,6 +5912,8 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as e:
             return e.code if isinstance(e.code, int) else EXIT_USAGE
         _log_to_stderr()
+        if args.command in ("run", "gopt"):
+            _become_reaper()
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "gopt":

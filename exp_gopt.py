@@ -825,6 +825,21 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
     its last reported value (``pruned_as="last"``) or not at all (``"skip"``).
     Raises ``ExpError`` for bad input before any run starts.
     """
+    with exp._interruptible():  # SIGTERM and SIGHUP end it as Ctrl-C does, at any moment
+        return _optimize(**locals())
+
+
+def _optimize(space: Any, runnable: str, *, n: int, workers: int | None, surrogate: str,
+              acquisition: str, kappa: float, xi: float, n_initial: int | None, initial: str,
+              sync: bool, liar: str, objective: str | None, maximize: bool,
+              warm_start: Sequence[str | os.PathLike], plot: bool, gpus: Any, per_gpu: int,
+              gpus_per_run: int, timeout: float | None, out: str | os.PathLike,
+              name: str | None, seed: int | None, fresh: bool, retry_failed: bool, cancel: bool,
+              quiet: bool, cluster: str | None, scheduler_file: str | None,
+              cluster_security: str | None, load_timeout: float, gpu_max_util: float,
+              gpu_max_mem: float, kuma: bool, progress_every: float | None, prune: str | None,
+              min_step: float, max_step: float | None, eta: int, prune_grace: float,
+              pruned_as: str) -> GoptResult:
     _check_options(n, surrogate, acquisition, liar, initial, n_initial, kappa, xi)
     if pruned_as not in PRUNED_AS:
         raise exp.ExpError(f"pruned_as must be one of {exp._quoted(PRUNED_AS)}, got {pruned_as!r}")
@@ -843,7 +858,9 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
     extra = {"seed": seed} if seed is not None else {}
     header = exp._header("gopt", setup, optimizer_seed=drawn, objective=objective,
                          maximize=maximize, pruned_as=pruned_as, **extra)
-    journal = exp._Journal(setup.journal_path, header, fresh=fresh)
+    journal = exp._Journal(setup.journal_path, header, fresh=fresh, hint=(
+        "a search keeps its space: start another that learns from this one with --name NEW "
+        f"--warm-start {setup.journal_path}, or use --fresh"))
     try:
         opt_seed = _numpy_seed(journal.header.get("optimizer_seed", drawn))
         opt = _Optimizer(mapping.dims, surrogate=surrogate, acquisition=acquisition,
@@ -852,7 +869,7 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
         for point, y in warm:
             opt.tell(point, y)
         pruned_as = journal.header.get("pruned_as", pruned_as)  # as the optimiser was told
-        records = exp._latest(journal.records)
+        records = exp.read_journal(journal.path) if journal.has_runs else []
         retry = [r for r in records if retry_failed and r["status"] not in ("ok", "pruned")
                  and mapping.to_point(r.get("params") or {}) is not None]
         k = default_n_initial(len(mapping.dims), n) if n_initial is None else n_initial
@@ -862,7 +879,8 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
             design=_design(mapping.dims, max(0, k - len(warm)), initial, opt_seed),
             objective=objective, maximize=maximize, sync=sync, batch=len(setup.slots),
             retry=[exp._Task(r["id"], 1, r["params"]) for r in sorted(retry, key=_by_id)],
-            plotter=_LivePlot(setup.out / f"{setup.name}_convergence.png") if plot else None,
+            plotter=(_LivePlot(setup.out / f"{setup.name}_convergence.png", objective)
+                     if plot else None),
             pruned_as=pruned_as)
         source.replay([r for r in records if r not in retry])
         total = source.left + len(source.retry)
@@ -872,14 +890,22 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
                                        quiet=quiet, total=total, load_timeout=load_timeout,
                                        kuma=kuma, progress_every=progress_every, pruning=pruning)
     except BaseException:
-        exp._finish(setup, journal, None, quiet=True, reread=True)
+        exp._finish(setup, journal, None, None, quiet=True, failed=True)
         raise
-    exp._finish(setup, journal, progress, quiet=quiet, objective=objective, maximize=maximize)
+    exp._finish(setup, journal, progress, None, quiet=quiet, objective=objective,
+                maximize=maximize)
     result = _result(setup.journal_path, objective, maximize, completed, opt.seconds)
     result.optimizer_state = _state(opt)
     if plot:
         result.plots = [source.plotter.close(source.history, maximize),
-                        *_final_plots(opt, setup.out, setup.name)]
+                        *_final_plots(opt, setup.out, setup.name, maximize=maximize,
+                                      metric=objective)]
+        reports = exp.read_reports(setup.journal_path)
+        fig = _plot_curves(_pyplot(), reports, exp.read_journal(setup.journal_path),
+                           objective or pruning.metric, maximize) if reports else None
+        if fig is not None:
+            result.plots.append(_save(fig, setup.out / f"{setup.name}_curves.png"))
+            _pyplot().close(fig)
     if not quiet:
         print(_report(result), file=sys.stderr)
     return result
@@ -972,6 +998,8 @@ def _report(result: GoptResult) -> str:
         lines.append("no usable result yet")
         return "\n".join(lines)
     lines.append(f"best: {result.fun:.6g} {exp._dumps(result.x)}")
+    if result.plots:
+        lines.append("plots: " + ", ".join(str(p) for p in result.plots))
     return "\n".join(lines)
 
 
@@ -1005,18 +1033,24 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _draw_convergence(ax: Any, history: list[tuple[int, float]], maximize: bool) -> None:
+def _label(metric: str | None, maximize: bool) -> str:
+    """An axis that names the metric and its direction: "accuracy (max)"."""
+    return f"{metric or 'result'} ({'max' if maximize else 'min'})"
+
+
+def _draw_convergence(ax: Any, history: list[tuple[int, float]], maximize: bool,
+                      metric: str | None = None) -> None:
     """Best value so far against evaluations (history: (id, minimised value))."""
     ax.clear()
     values = [-y if maximize else y for _, y in sorted(history)]
     best = (np.maximum if maximize else np.minimum).accumulate(values) if values else []
     n = np.arange(1, len(values) + 1)
     ax.plot(n, values, ".", color="0.6", label="evaluation")
-    ax.plot(n, best, "-", color="C0", lw=2, label=f"best so far ({'max' if maximize else 'min'})")
-    ax.set_xlabel("evaluations")
+    ax.plot(n, best, "-", color="C0", lw=2, label="best so far")
+    ax.set_xlabel("evaluation")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel("objective")
-    ax.set_title("convergence")
+    ax.set_ylabel(_label(metric, maximize))
+    ax.set_title(f"Convergence: the best {metric or 'result'} so far")
     ax.grid(alpha=0.3)
     if values:
         ax.legend(loc="best")
@@ -1025,8 +1059,8 @@ def _draw_convergence(ax: Any, history: list[tuple[int, float]], maximize: bool)
 class _LivePlot:
     """The convergence plot, redrawn every few seconds while the search runs."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, metric: str | None = None):
+        self.path, self.metric = path, metric
         self._last = 0.0
         self._plt = _pyplot()
         self._fig, self._ax = self._plt.subplots(figsize=(6.4, 4.2))
@@ -1041,7 +1075,7 @@ class _LivePlot:
         if not force and now - self._last < _PLOT_EVERY:
             return
         self._last = now
-        _draw_convergence(self._ax, history, maximize)
+        _draw_convergence(self._ax, history, maximize, self.metric)
         self._fig.tight_layout()
         _save(self._fig, self.path)
         if self._live:
@@ -1053,12 +1087,21 @@ class _LivePlot:
         return self.path
 
 
-def _final_plots(opt: _Optimizer, out: Path, name: str) -> list[Path]:
-    """Partial dependence (``plot_objective``) and evaluations (``plot_evaluations``)."""
+def _axis(ax: Any, dim: Any, which: str = "x") -> None:
+    """Log scale for a log-uniform dimension; category names for a categorical one."""
+    if isinstance(dim, (Real, Integer)) and dim.prior == "log-uniform":
+        getattr(ax, f"set_{which}scale")("log")
+    if isinstance(dim, Categorical):
+        getattr(ax, f"set_{which}ticks")(range(len(dim.categories)))
+        getattr(ax, f"set_{which}ticklabels")([str(c) for c in dim.categories])
+
+
+def _final_plots(opt: _Optimizer, out: Path, name: str, *, maximize: bool = False,
+                 metric: str | None = None) -> list[Path]:
+    """The model's partial dependence (NAME_objective.png) and the evaluations
+    (NAME_evaluations.png), in the metric's own sign and name."""
     if len(opt.yi) < 2:
         return []
-    from skopt.plots import plot_evaluations, plot_objective
-    from skopt.utils import create_result
     plt = _pyplot()
     X = opt.space.transform(opt.Xi)
     if opt.surrogate in ("GP", "random"):
@@ -1066,19 +1109,12 @@ def _final_plots(opt: _Optimizer, out: Path, name: str) -> list[Path]:
     else:
         model = cook_estimator(opt.surrogate, space=opt.space, random_state=0)
         model.fit(X, opt.yi)
-    result = create_result(opt.Xi, opt.yi, opt.space, models=[model])
-    n_dims = len(opt.Xi[0])
     paths = []
-    for kind, draw in (
-            ("objective", lambda: plot_objective(result, n_points=20, n_samples=100,
-                                                 size=4 if n_dims < 3 else 2)),
-            ("evaluations", lambda: plot_evaluations(result) if n_dims > 1
-             else _evaluations_1d(plt, opt))):
+    for kind, draw in (("objective", _plot_dependence), ("evaluations", _plot_evaluations)):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                axes = draw()
-            fig = np.ravel(axes)[0].figure
+                fig = draw(plt, opt, model, maximize, metric)
             paths.append(_save(fig, out / f"{name}_{kind}.png"))
             plt.close(fig)
         except Exception as e:  # noqa: BLE001 - a plot must not lose a finished search
@@ -1086,47 +1122,295 @@ def _final_plots(opt: _Optimizer, out: Path, name: str) -> list[Path]:
     return paths
 
 
-def _evaluations_1d(plt: Any, opt: _Optimizer) -> Any:
-    """plot_evaluations for one dimension (scikit-optimize's needs two): x against value."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    x = [p[0] for p in opt.Xi]
-    dim = opt.space.dimensions[0]
-    if isinstance(dim, Categorical):
-        x = [str(v) for v in x]
-    ax.scatter(x, opt.yi, c=np.arange(len(x)), cmap="viridis")
-    ax.set_xlabel(dim.name)
-    ax.set_ylabel("objective (minimised)")
-    if isinstance(dim, (Real, Integer)) and dim.prior == "log-uniform":
-        ax.set_xscale("log")
-    ax.set_title("evaluations (colour: order)")
+def _grid_axes(plt: Any, n: int, title: str) -> tuple[Any, Any]:
+    size = 3.2 if n <= 3 else 2.4
+    fig, axes = plt.subplots(n, n, figsize=(size * n + 1.6, size * n + 0.8), squeeze=False)
+    fig.suptitle(title)
+    return fig, axes
+
+
+def _plot_dependence(plt: Any, opt: _Optimizer, model: Any, maximize: bool,
+                     metric: str | None) -> Any:
+    """Partial dependence of the model: on the diagonal the metric against each
+    parameter, averaged over the others; below it, pairs as contours with a colour bar;
+    the best evaluation marked."""
+    space, dims = opt.space, opt.space.dimensions
+    n = len(dims)
+    samples = space.transform(space.rvs(n_samples=100, random_state=np.random.RandomState(0)))
+    sign = -1.0 if maximize else 1.0
+    best = opt.Xi[int(np.argmin(opt.yi))]
+    fig, axes = _grid_axes(plt, n, f"Partial dependence of {_label(metric, maximize)}\n"
+                                   "(the model's mean over the other parameters)")
+    for i in range(n):
+        for j in range(n):
+            ax = axes[i, j]
+            if j > i:
+                ax.axis("off")
+                continue
+            if i == j:
+                xi, yi = _dependence(opt, model, samples, [i], 40)
+                ax.plot(xi[0], sign * yi, color="C0")
+                ax.axvline(_position(dims[i], best[i]), color="C3", ls="--", lw=1,
+                           label="best evaluation")
+                ax.set_ylabel(_label(metric, maximize))
+                _axis(ax, dims[i])
+                if i == 0:
+                    ax.legend(loc="best", fontsize="small")
+            else:
+                (xi, yi), zi = _dependence(opt, model, samples, [j, i], 24)
+                contour = ax.contourf(xi, yi, sign * zi, levels=12, cmap="viridis_r"
+                                      if not maximize else "viridis")
+                fig.colorbar(contour, ax=ax, label=metric or "result")
+                px = [_position(dims[j], x[j]) for x in opt.Xi]
+                py = [_position(dims[i], x[i]) for x in opt.Xi]
+                ax.scatter(px, py, c="k", s=6, alpha=0.5)
+                ax.scatter([_position(dims[j], best[j])], [_position(dims[i], best[i])],
+                           c="C3", s=40, marker="*")
+                _axis(ax, dims[j])
+                _axis(ax, dims[i], "y")
+                ax.set_ylabel(dims[i].name if j == 0 else "")
+            ax.set_xlabel(dims[j].name if i == n - 1 else "")
     fig.tight_layout()
-    return ax
+    return fig
+
+
+def _levels_of(dim: Any, n: int) -> tuple[list[Any], list[Any]]:
+    """(where to plot, values) of a dimension: its categories, or n points spaced
+    evenly on its scale (geometrically for a log-uniform one)."""
+    if isinstance(dim, Categorical):
+        return list(range(len(dim.categories))), list(dim.categories)
+    if dim.prior == "log-uniform":
+        values = np.geomspace(dim.low, dim.high, n)
+    else:
+        values = np.linspace(dim.low, dim.high, n)
+    if isinstance(dim, Integer):
+        values = np.unique(np.round(values).astype(int))
+    return list(values), list(values)
+
+
+def _dependence(opt: _Optimizer, model: Any, samples: np.ndarray, dims: list[int],
+                n: int) -> tuple[list[list[Any]], np.ndarray]:
+    """The model's mean prediction over ``samples`` with one or two dimensions set to
+    each value of a grid: (the grid's axes, the means; a matrix for two)."""
+    axes, values = zip(*(_levels_of(opt.space.dimensions[d], n) for d in dims))
+    cols = [opt._cols[d] for d in dims]
+    dim_objs = [opt.space.dimensions[d] for d in dims]
+
+    def mean_at(point: tuple) -> float:
+        X = samples.copy()
+        for dim, col, v in zip(dim_objs, cols, point):
+            X[:, col] = np.asarray(dim.transform([v]), float).reshape(1, -1)
+        return float(np.mean(model.predict(X)))
+
+    if len(dims) == 1:
+        return list(axes), np.array([mean_at((v,)) for v in values[0]])
+    return list(axes), np.array([[mean_at((vx, vy)) for vx in values[0]] for vy in values[1]])
+
+
+def _position(dim: Any, value: Any) -> Any:
+    """Where a value sits on a plot's axis: a category by its index."""
+    return list(dim.categories).index(value) if isinstance(dim, Categorical) else value
+
+
+def _plot_evaluations(plt: Any, opt: _Optimizer, model: Any, maximize: bool,
+                      metric: str | None) -> Any:
+    """Where the search looked: histograms of each parameter, pairs coloured by the
+    order of evaluation (and, with one parameter, the metric against it)."""
+    dims = opt.space.dimensions
+    n = len(dims)
+    order = np.arange(len(opt.Xi))
+    if n == 1:
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        x = [_position(dims[0], p[0]) for p in opt.Xi]
+        values = -np.asarray(opt.yi) if maximize else np.asarray(opt.yi)
+        points = ax.scatter(x, values, c=order, cmap="viridis")
+        fig.colorbar(points, ax=ax, label="evaluation")
+        ax.set_xlabel(dims[0].name)
+        ax.set_ylabel(_label(metric, maximize))
+        _axis(ax, dims[0])
+        ax.set_title(f"Evaluations: {metric or 'result'} against {dims[0].name}")
+        fig.tight_layout()
+        return fig
+    fig, axes = _grid_axes(plt, n, "Evaluations: where the search looked (colour: order)")
+    for i in range(n):
+        for j in range(n):
+            ax = axes[i, j]
+            if j > i:
+                ax.axis("off")
+                continue
+            col = [_position(dims[j], p[j]) for p in opt.Xi]
+            if i == j:
+                if isinstance(dims[i], Categorical):
+                    ax.hist(col, bins=np.arange(len(dims[i].categories) + 1) - 0.5,
+                            color="C0", rwidth=0.8)
+                else:
+                    bins = (np.geomspace(dims[i].low, dims[i].high, 21)
+                            if dims[i].prior == "log-uniform" else 20)
+                    ax.hist(col, bins=bins, color="C0")
+                ax.set_ylabel("evaluations" if j == 0 else "")
+            else:
+                row = [_position(dims[i], p[i]) for p in opt.Xi]
+                points = ax.scatter(col, row, c=order, cmap="viridis", s=12)
+                _axis(ax, dims[i], "y")
+                ax.set_ylabel(dims[i].name if j == 0 else "")
+            _axis(ax, dims[j])
+            ax.set_xlabel(dims[j].name if i == n - 1 else "")
+    fig.colorbar(points, ax=axes[1:, 0].tolist(), label="evaluation", shrink=0.6)
+    return fig
 
 
 def plot_journal(path: str | os.PathLike, *, objective: str | None = None,
-                 maximize: bool = False) -> str:
-    """Redraw the convergence plot of a journal as ``NAME_convergence.png``; its path."""
+                 maximize: bool = False) -> list[str]:
+    """Draw a journal's figures beside it as PNGs; their paths.
+
+    ``NAME_convergence.png`` (a search: the best so far), ``NAME_slices.png`` (the
+    metric against each parameter that varies, a point per run and the mean per
+    value) and, when runs reported, ``NAME_curves.png`` (learning curves).
+    """
     path = Path(path)
-    records = exp.read_journal(path)
-    header, _, _ = exp._read_lines(path)
-    header = header or {}
-    objective = objective or header.get("objective")
-    maximize = maximize or bool(header.get("maximize"))
-    history = []
-    for r in records:
-        if r["status"] == "ok":
-            value, _ = _objective_value(r.get("result"), objective)
-            if value is not None:
-                history.append((r["id"], -value if maximize else value))
-    if not history:
-        raise exp.ExpError(f"{path}: no usable result to plot")
+    experiment = exp._open_experiment(path)
+    header = experiment.header
+    if objective is None:
+        objective = header.get("objective")
+        maximize = maximize or bool(header.get("maximize"))
+    records = [r for _, r in experiment.records()]
+    stem = path.name.removesuffix(".jsonl")
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    _draw_convergence(ax, history, maximize)
+    pngs = []
+    usable = [(r, v) for r in records if r["status"] == "ok"
+              and (v := _value_or_none(r.get("result"), objective)) is not None]
+    if header.get("command") == "gopt" and usable:
+        history = [(r["id"], -v if maximize else v) for r, v in usable]
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        _draw_convergence(ax, history, maximize, objective)
+        fig.tight_layout()
+        pngs.append(_save(fig, path.with_name(f"{stem}_convergence.png")))
+        plt.close(fig)
+    varying = exp._varying(experiment.space) if experiment.grid is not None else \
+        experiment.space.param_names()
+    if usable and varying:
+        fig = _plot_slices(plt, experiment.space, usable, varying, maximize, objective)
+        pngs.append(_save(fig, path.with_name(f"{stem}_slices.png")))
+        plt.close(fig)
+    reports = exp.read_reports(path)
+    if reports:
+        fig = _plot_curves(plt, reports, records, objective, maximize)
+        if fig is not None:
+            pngs.append(_save(fig, path.with_name(f"{stem}_curves.png")))
+            plt.close(fig)
+    if not pngs:
+        raise exp.ExpError(f"{path}: no usable result to plot"
+                           + ("" if objective or not records else
+                              " (rank dict results with --objective KEY)"))
+    return [str(p) for p in pngs]
+
+
+def _value_or_none(result: Any, objective: str | None) -> float | None:
+    try:
+        value, _ = _objective_value(result, objective)
+    except exp.ExpError:
+        return None
+    return value
+
+
+def _plot_slices(plt: Any, space: exp.ParamSpace, usable: list[tuple[dict, float]],
+                 names: list[str], maximize: bool, metric: str | None) -> Any:
+    """The metric against each varying parameter: a point per run, the mean per value
+    (or per bin of a continuous parameter), the best run marked."""
+    n = len(names)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.6 * rows + 0.6),
+                             squeeze=False)
+    fig.suptitle(f"{_label(metric, maximize)} against each parameter ({len(usable)} run(s))")
+    values = np.array([v for _, v in usable])
+    best = int(np.argmax(values) if maximize else np.argmin(values))
+    for k, name in enumerate(names):
+        ax = axes[k // cols, k % cols]
+        x = [r["params"].get(name) for r, _ in usable]
+        spec = space.get_spec(name)
+        # A list is categories (in their order of value, when numbers); ranges are numbers.
+        numeric = spec["type"] != "list" and all(exp._is_number(v) for v in x)
+        if numeric:
+            xs = np.asarray(x, float)
+            ax.scatter(xs, values, s=10, alpha=0.5, color="C0", label="run")
+            levels = sorted(set(xs.tolist()))
+            if len(levels) <= 30:  # a grid: the mean of each value
+                means = [values[xs == lv].mean() for lv in levels]
+                ax.plot(levels, means, "-o", color="C1", ms=3, label="mean")
+            if spec.get("prior") == "log-uniform" and xs.min() > 0:
+                ax.set_xscale("log")
+            ax.scatter([xs[best]], [values[best]], c="C3", marker="*", s=90, zorder=3,
+                       label="best")
+        else:
+            known = spec.get("value") if spec["type"] == "list" else None
+            order = sorted(set(x), key=lambda v: (not exp._is_number(v), v if exp._is_number(v)
+                                                  else str(v))) if known is None else \
+                sorted(dict.fromkeys(known), key=lambda v: v if exp._is_number(v) else 0)
+            cats = list(dict.fromkeys(str(v) for v in order if v in x))
+            pos = np.array([cats.index(str(v)) for v in x], float)
+            jitter = np.random.RandomState(0).uniform(-0.15, 0.15, len(pos))
+            ax.scatter(pos + jitter, values, s=10, alpha=0.5, color="C0", label="run")
+            ax.plot(range(len(cats)), [values[pos == i].mean() for i in range(len(cats))],
+                    "o", color="C1", ms=7, label="mean")
+            ax.scatter([pos[best]], [values[best]], c="C3", marker="*", s=90, zorder=3,
+                       label="best")
+            ax.set_xticks(range(len(cats)))
+            ax.set_xticklabels(cats, rotation=30 if max(map(len, cats)) > 6 else 0)
+        ax.set_xlabel(name)
+        ax.set_ylabel(_label(metric, maximize) if k % cols == 0 else "")
+        ax.grid(alpha=0.3)
+        if k == 0:
+            ax.legend(loc="best", fontsize="small")
+    for k in range(n, rows * cols):
+        axes[k // cols, k % cols].axis("off")
     fig.tight_layout()
-    png = _save(fig, path.with_name(path.name.removesuffix(".jsonl") + "_convergence.png"))
-    plt.close(fig)
-    return str(png)
+    return fig
+
+
+def _plot_curves(plt: Any, reports: list[dict], records: list[dict], metric: str | None,
+                 maximize: bool) -> Any:
+    """Every run's reported metric against its step; pruned runs in their own colour,
+    the best finished run drawn last and thick."""
+    if metric is None or not any(metric in r["metrics"] for r in reports):
+        counts: dict[str, int] = {}
+        for r in reports:
+            for key in r["metrics"]:
+                counts[key] = counts.get(key, 0) + 1
+        if not counts:
+            return None
+        metric = max(counts, key=counts.get)
+    status = {(r["id"], r["run"]): r["status"] for r in records}
+    curves: dict[tuple, list[tuple[float, float]]] = {}
+    for r in reports:
+        value = r["metrics"].get(metric)
+        if exp._is_number(value):
+            curves.setdefault((r["id"], r["run"]), []).append((r["step"], value))
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    colours = {"ok": "C0", "pruned": "C1"}
+    drawn: set[str] = set()
+    finals = {k: c[-1][1] for k, c in curves.items() if status.get(k) == "ok"}
+    best = (max if maximize else min)(finals, key=finals.get) if finals else None
+    for key, curve in curves.items():
+        st = status.get(key, "running")
+        label = st if st not in drawn else None
+        drawn.add(st)
+        steps, values = zip(*curve)
+        ax.plot(steps, values, color=colours.get(st, "0.6"), lw=0.9,
+                alpha=0.5 if st == "pruned" else 0.8, label=label)
+    if best is not None:
+        steps, values = zip(*curves[best])
+        ax.plot(steps, values, color="C3", lw=2.4, label=f"best (id {best[0]} run {best[1]})")
+    ax.set_xlabel("step")
+    ax.set_ylabel(_label(metric, maximize))
+    counts = {s: sum(1 for k in curves if status.get(k, "running") == s) for s in drawn}
+    ax.set_title("Learning curves: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
 
 
 # ─── command line ────────────────────────────────────────────────────────────

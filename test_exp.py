@@ -485,7 +485,8 @@ def test_run_all_ok_journal_csv_and_summary(tmp_path, capsys):
     assert set(records[0]) >= {"id", "run", "params", "status", "result", "error", "worker",
                                "gpu", "start", "end", "seconds"}
     csv_rows = (tmp_path / "basic.csv").read_text().splitlines()
-    assert csv_rows[0] == "id,run,status,seconds,x,y,sq,tag,worker,error"
+    assert csv_rows[0] == ("id,run,status,param.x,param.y,result.sq,result.tag,result.worker,"
+                           "seconds,step,error,start,end,worker,gpu")  # no column overwrites another
     assert len(csv_rows) == 25
     err = capsys.readouterr().err
     assert "24 run(s): 24 ok" in err and "basic.jsonl" in err
@@ -663,18 +664,24 @@ def test_kill9_driver_then_resume_completes_exactly_once(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_journal_of_another_experiment_is_refused(tmp_path):
-    space = faulty_space(tmp_path, ["ok", "ok"])
+    space = faulty_space(tmp_path, ["ok", "cout"])
     job = write(tmp_path / "faulty.py", FAULTY)
     exp.run_experiment(space, str(job), workers=1, out=tmp_path, quiet=True)
-    faulty_space(tmp_path, ["ok", "ok", "cout"])
-    out = cli("run", "-p", str(space), "-m", str(job), "--out", str(tmp_path))
+    write(tmp_path / "other.py", FAULTY.replace("def run(", "def train("))
+    out = cli("run", "-p", str(space), "-m", f"{tmp_path / 'other.py'}:train",
+              "--out", str(tmp_path), "--name", "faults")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        f"exp: error: {tmp_path / 'faults.jsonl'} belongs to another experiment: parameter "
-        "'mode' was {'type': 'list', 'value': ['ok', 'ok']} and is now {'type': 'list', "
-        "'value': ['ok', 'ok', 'cout']} (use --fresh to start over, or --name for a new journal)"]
+        f"exp: error: {tmp_path / 'faults.jsonl'} belongs to another experiment: it is for the "
+        "runnable 'faulty.py:run', not 'other.py:train' (use --fresh to start over, or --name "
+        "for a new journal)"]
+    faulty_space(tmp_path, ["ok", "cout", "raise"])  # a grown space is the same experiment
+    out = cli("run", "-p", str(space), "-m", str(job), "--out", str(tmp_path), "-q")
+    assert out.returncode == 1  # the new run raises
+    assert [r["status"] for r in exp.read_journal(tmp_path / "faults.jsonl")] == \
+        ["ok", "ok", "failed"]
     out = cli("run", "-p", str(space), "-m", str(job), "--out", str(tmp_path), "--fresh", "-q")
-    assert out.returncode == 0
+    assert out.returncode == 1
     assert (tmp_path / "faults.old-1.jsonl").exists()
     assert len(exp.read_journal(tmp_path / "faults.jsonl")) == 3
 
@@ -817,8 +824,11 @@ def test_dry_run_config_ids_and_module_runnable(tmp_path):
     assert out.returncode == 0, out.stderr
     assert [(r["id"], r["result"]) for r in exp.read_journal(tmp_path / "s.jsonl")] == [(1, 4), (3, 16)]
     out = cli("results", "s.jsonl", "--csv", "t.csv", "--top", "1", cwd=tmp_path)
-    assert out.returncode == 0 and "best 1 (min):" in out.stdout and "id 1 run 1" in out.stdout
-    assert (tmp_path / "t.csv").read_text().splitlines()[0] == "id,run,status,seconds,a,result,error"
+    assert out.returncode == 0
+    assert out.stdout.splitlines()[1].split() == ["id", "run", "status", "a", "result", "seconds"]
+    assert out.stdout.splitlines()[3].split()[:5] == ["1", "1", "ok", "2", "4"]  # the best
+    assert (tmp_path / "t.csv").read_text().splitlines()[0] == \
+        "id,run,status,param.a,result,seconds,step,error,start,end,worker,gpu"
 
 
 @pytest.mark.timeout(60)
@@ -1070,7 +1080,8 @@ def test_newcomer_stumbles(tmp_path):
     assert out.returncode == 0 and out.stderr.startswith("nothing to run: every run is already")
     # an objective typo is named, with the keys there are
     out = cli("results", "s.jsonl", "--objective", "accuracy", cwd=tmp_path)
-    assert "no ok run has a number under --objective 'accuracy' (result keys: 'acc')" in out.stdout
+    assert (out.returncode, out.stderr.strip()) == (
+        2, "exp: error: --objective 'accuracy': no result has that key (result keys: 'acc')")
     # a file that is no journal
     out = cli("results", "s.toml", cwd=tmp_path)
     assert (out.returncode, out.stderr.strip()) == (
@@ -1079,4 +1090,5 @@ def test_newcomer_stumbles(tmp_path):
     dry = subprocess.run(f"{sys.executable} -m exp run -p s.toml -m job.py --dry-run -r 3000 "
                          "| head -1", shell=True, cwd=tmp_path, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(HERE)}, timeout=60)
-    assert dry.stdout.startswith('{"id":0,"run":1') and "error" not in dry.stderr
+    # (run 1 of each configuration is in the journal: what is left to run comes first)
+    assert dry.stdout.startswith('{"id":0,"run":2') and "error" not in dry.stderr

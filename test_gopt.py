@@ -430,8 +430,10 @@ def test_plot_writes_valid_pngs_headless_and_results_redraws(tmp_path, monkeypat
     (out / "g_convergence.png").unlink()
     capsys.readouterr()
     assert exp.main(["results", str(out / "g.jsonl"), "--plot"]) == 0
-    assert capsys.readouterr().out.strip().endswith("g_convergence.png")
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert [Path(p).name for p in printed[-2:]] == ["g_convergence.png", "g_slices.png"]
     _assert_png(out / "g_convergence.png")
+    _assert_png(out / "g_slices.png")
 
 
 @pytest.mark.timeout(60)
@@ -441,7 +443,9 @@ def test_results_reads_a_gopt_journal(tmp_path, capsys):
     csv_path = tmp_path / "g.csv"
     assert exp.main(["results", str(journal), "--top", "3", "--csv", str(csv_path)]) == 0
     out = capsys.readouterr().out
-    assert "6 run(s): 6 ok" in out and "best 3 (min)" in out
+    assert "6 run(s): 6 ok" in out and "… 3 more run(s)" in out
+    best = min(r["result"] for r in exp.read_journal(journal))
+    assert float(out.splitlines()[3].split()[4]) == pytest.approx(best, rel=1e-5)  # sorted
     assert len(csv_path.read_text().splitlines()) == 7
 
 
@@ -463,7 +467,8 @@ def test_option_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(exp.ExpError, match="unknown surrogate 'XX'"):
         exp_gopt.optimize(_float_space(tmp_path), str(_module(tmp_path)), surrogate="XX")
     journal = tmp_path / "j.jsonl"
-    journal.write_text(json.dumps({"kind": "header"}) + "\n")
+    journal.write_text(json.dumps({"kind": "header", "command": "gopt", "space": {
+        "x": {"type": "range", "bounds": [0, 1], "step": 1, "dtype": "float"}}}) + "\n")
     with pytest.raises(exp.ExpError, match="no usable result"):
         exp_gopt.plot_journal(journal)
 

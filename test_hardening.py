@@ -392,7 +392,7 @@ def test_records_outside_the_space_are_left_out_with_a_warning(tmp_path):
             f.write(json.dumps({**line, "id": cid, "run": run}) + "\n")
     out = cli("run", "-p", "s.toml", "-m", "job.py", "-w", "1", "--out", "o", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "2 record(s) are not runs of this experiment" in out.stderr
+    assert "2 finished run(s) are not runs of this experiment" in out.stderr
     assert "4 run(s): 4 ok" in out.stderr
 
 

@@ -40,7 +40,8 @@ def space(tmp_path: Path, n: int) -> Path:
 
 
 def statuses(journal: Path) -> dict[int, tuple]:
-    return {r["id"]: (r["status"], r.get("step")) for r in exp.read_journal(journal)}
+    """Each run's status and, when pruned, the step of the report it was stopped at."""
+    return {r["id"]: (r["status"], r.get("pruned_at")) for r in exp.read_journal(journal)}
 
 
 # ─── reporting ───────────────────────────────────────────────────────────────
@@ -70,7 +71,8 @@ def test_reports_are_journaled_and_a_pruned_run_keeps_its_last_metrics(tmp_path)
     assert pruned and len(pruned) < 12
     for r in pruned:
         assert r["result"] == r["reported"] and "loss" in r["result"]
-        assert 1 <= r["step"] < 9 and r["error"].startswith(f"pruned at step {r['step']} by asha")
+        assert 1 <= r["pruned_at"] <= r["step"] < 9
+        assert r["error"].startswith(f"pruned by asha at step {r['pruned_at']}: rung ")
     for r in records:
         assert r["attempt"].startswith(f"{r['id']},1,")
     reports = exp.read_reports(tmp_path / "s.jsonl")
