@@ -4130,12 +4130,12 @@ def _drive(pool: Any, source: Any, journal: _Journal, progress: _Progress, repor
             reports.ended(outcome)
             journal.add(outcome)
         journal.flush()  # once per wake-up; what is not flushed is rerun on resume
-        for outcome in outcomes:
+        for outcome in outcomes:  # every journaled run is told and counted, then --cancel
             source.tell(outcome)
             progress.add(outcome)
-            if cancel and outcome.status not in ("ok", "pruned"):
-                progress.stopped_early = True
-                return False
+        if cancel and any(o.status not in ("ok", "pruned") for o in outcomes):
+            progress.stopped_early = True
+            return False
         progress.running = pool.running()
         progress.show()
 
