@@ -2297,10 +2297,20 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
             try:
                 os.read(permits, 1)
             except BlockingIOError:  # the driver took the rest of the queue back
+                # That is this task and all after it: those held here, and those in
+                # batches still in the socket (sent before the driver took them back;
+                # it sends no more until it hears this).
                 if statuses:
                     send()
-                conn.send_bytes(_MSG_DROPPED + str(1 + len(todo)).encode())
+                dropped, stop = 1 + len(todo), False
                 todo.clear()
+                while not stop and conn.poll():
+                    batch = conn.recv()
+                    stop = batch is None
+                    dropped += len(batch or ())
+                conn.send_bytes(_MSG_DROPPED + str(dropped).encode())
+                if stop:
+                    break
                 continue
         task = _Task(tid, trun, params)
         kwargs = {**params, **extras}

@@ -155,6 +155,56 @@ def test_runs_queued_behind_a_long_run_move_to_an_idle_worker(tmp_path):
         == len(journal_lines(tmp_path / "out" / "s.jsonl")), "a run was journaled twice"
 
 
+@pytest.mark.timeout(90)
+def test_taking_back_queued_runs_loses_and_repeats_none(tmp_path):
+    """Very short runs fill deep queues (several batches in a worker's socket); long
+    runs among them make idle workers take queued runs back, again and again: every
+    run is journaled exactly once."""
+    grid(tmp_path, 6000)
+    write(tmp_path / "job.py", "import time\ndef run(x):\n"
+                               "    if x % 1500 == 700:\n        time.sleep(1.5)\n    return x\n")
+    out = cli("run", "-p", "s.toml", "-m", "job.py", "-w", "2", "--out", "out", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    keys = [(r["id"], r["run"]) for r in journal_lines(tmp_path / "out" / "s.jsonl")]
+    assert sorted(keys) == [(i, 1) for i in range(6000)]
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_drops_every_task_taken_back_at_once(tmp_path):
+    """The protocol itself: tasks taken back while some of them still wait in the
+    worker's socket are all dropped, in one message, before any later task runs
+    (else a later task's permit could start a taken-back one: a run twice, one never)."""
+    job = write(tmp_path / "job.py", "import time\ndef run(x):\n"
+                                     "    time.sleep(0.5 if x == 0 else 0)\n    return x\n")
+    (tmp_path / "logs").mkdir()
+    with exp._SigintHeld():
+        proc = exp._Process({"runnable": str(job), "worker": 0, "gpu": None,
+                             "logs": str(tmp_path / "logs"), "runnable_hash": "",
+                             "names": ("x",)}, shared_state=True, permits=True)
+    try:
+        conn, (read_end, write_end) = proc.conn, proc.permits
+        assert conn.recv_bytes() == exp._MSG_READY
+        import pickle
+        for batch in ([(0, 1, {"x": 0}), (1, 1, {"x": 1})], [(2, 1, {"x": 2}), (3, 1, {"x": 3})]):
+            os.write(write_end, b"p" * len(batch))
+            conn.send_bytes(pickle.dumps(batch))
+        time.sleep(0.2)  # the worker runs x=0; its socket holds the second batch
+        assert len(os.read(read_end, 3)) == 3  # take back x=1, 2, 3
+        messages = []
+        while not any(m[:1] == exp._MSG_DROPPED for m in messages):
+            messages.append(conn.recv_bytes())
+        assert messages[-1] == exp._MSG_DROPPED + b"3"
+        os.write(write_end, b"p")
+        conn.send_bytes(pickle.dumps([(4, 1, {"x": 4})]))
+        reply = conn.recv_bytes()
+        _, records, _ = exp._read_results(reply)
+        assert [r["id"] for r in records] == [4]
+    finally:
+        proc.kill()
+        proc.join()
+        proc.close()
+
+
 # ─── concurrent drivers, resume, exit codes ──────────────────────────────────
 
 
