@@ -1209,23 +1209,39 @@ _STATUS_NAME = dict(enumerate(STATUSES, 1))
 def _head(line: bytes) -> tuple[int, int, int] | None:
     """(id, run, status code) of a whole run record line as exp writes it (those keys
     first), read without parsing the line; None for any other line."""
-    if not (line.startswith(b'{"id":') and line.endswith(b"}\n")):
+    m = _head_re().match(line)
+    if m is None or line[-2:] != b"}\n":
         return None
-    i = line.find(b',"run":', 6)
-    j = line.find(b',"status":"', i)
-    if i < 0 or j < 0:
-        return None
-    try:
-        cid, run = int(line[6:i]), int(line[i + 7:j])
-    except ValueError:  # not exp's order (an older or hand-written line)
-        return None
-    k = line.find(b'"', j + 11)
-    code = _CODE.get(line[j + 11:k])
-    return (cid, run, code) if code and run >= 1 else None
+    code = _CODE.get(m[3])
+    run = int(m[2])
+    return (int(m[1]), run, code) if code and run >= 1 else None
+
+
+@functools.cache
+def _head_re() -> Any:
+    import re
+    return re.compile(rb'\{"id":(\d+),"run":(\d+),"status":"([a-z]+)","result":')
 
 
 def _result_of(line: bytes) -> Any:
     """The result of a line _head read (it follows the status), parsing only it."""
+    m = _head_re().match(line)
+    if m is not None:
+        end = line.find(b',"params":', m.end())
+        raw = line[m.end():end] if end > 0 else b""
+        try:  # a number (most results), or a value with no "params" key inside
+            if raw[:1] in _DIGITS:
+                return int(raw) if raw.isdigit() or raw[1:].isdigit() else float(raw)
+            return _loads(raw) if raw else _result_slow(line)
+        except ValueError:
+            pass
+    return _result_slow(line)
+
+
+_DIGITS = frozenset(b"-0123456789"[i:i + 1] for i in range(11))
+
+
+def _result_slow(line: bytes) -> Any:
     text = line.decode("utf-8", "surrogateescape")
     at = text.find(',"result":')
     if at < 0:
@@ -1306,10 +1322,12 @@ def _grid_records(path: Path, grid: _GridIndex, current: str,
     ``skipped[0]`` counts the lines that cannot be read (a torn last line)."""
     space_json = None  # the space the lines are written under, as JSON; None: the header's
     placed_by_id = True
+    match, size, runs = _head_re().match, grid.size, grid.runs
     for line in _lines(path):
-        head = _head(line)
-        if head is not None and placed_by_id:
-            yield grid.slot(head[0], head[1]), head[2], line
+        m = match(line) if placed_by_id else None
+        if m is not None and line[-2:] == b"}\n" and (code := _CODE.get(m[3])):
+            cid, run = int(m[1]), int(m[2])  # _head, inlined: the hot loop of large journals
+            yield (cid * runs + run - 1 if cid < size and 1 <= run <= runs else None), code, line
             continue
         try:
             obj = _loads(line) if line.strip() else {"kind": "blank"}
@@ -1505,6 +1523,7 @@ class _Journal:
                 with self._locked(path):  # never move the journal of a running experiment
                     _move_aside(path)
             old, has_runs = _read_header(path) if path.exists() else (None, False)
+            self.mtime = path.stat().st_mtime if path.exists() else 0.0  # before this driver
         except OSError as e:
             raise JournalError(f"cannot use the output folder {path.parent}: "
                                f"{e.strerror or e}") from None
@@ -4388,6 +4407,8 @@ def _grid_tasks(grid: _GridIndex, ledger: _Ledger, retry_failed: bool,
         configs: Iterable[tuple[int, dict]] = enumerate(
             dict(zip(names, combo)) for combo in itertools.product(*values.values()))
         total = grid.size * runs - sum(ledger.codes.count(c) for c in done_codes)
+        if not total:
+            return iter(()), 0
     else:
         for cid in config_ids:
             if not (isinstance(cid, int) and 0 <= cid < grid.size):
@@ -4560,6 +4581,8 @@ def _open_grid(setup: _Setup, *, runs: int, fresh: bool,
 def _resume(journal: _Journal, tables: _Tables, retry_failed: bool,
             config_ids: list[int] | None) -> tuple[Iterator[_Task], int]:
     """Take in what the journal holds; the runs still to do, and how many."""
+    tables.journal_mtime = journal.mtime
+    tables.changed = journal.change is not None
     if journal.has_runs:
         others = _load_ledger(journal.path, tables.grid, tables.current(), tables.ledger, tables)
         if others:
@@ -4607,11 +4630,14 @@ class _Tables:
         self.summary = _Summary(objective=objective, maximize=maximize, ledger=self.ledger)
         self.csv: _CsvFile | None = None  # written as runs end: in place at the end
         self._csv_ok = False  # the journal held no run: the CSV can be written as they end
+        self.changed = False  # a run ended, or the space changed, since the journal was opened
+        self.journal_mtime = 0.0  # when the journal was last written before this session
 
     def start_csv(self) -> None:
         self._csv_ok = True
 
     def add(self, record: dict[str, Any]) -> None:
+        self.changed = True
         slot = self.grid.slot(record["id"], record["run"])
         if slot is None:
             return
@@ -4651,6 +4677,9 @@ class _Tables:
             return True
         if quick and journal.stat().st_size > _QUICK_BYTES:
             return False
+        if not self.changed and self._csv_path().exists() and \
+                self._csv_path().stat().st_mtime >= self.journal_mtime:
+            return True  # nothing new since the CSV was written: it stands
         _grid_csv(journal, self._csv_path(), self.grid, self.current())
         return True
 
@@ -5115,19 +5144,27 @@ class _Summary:
         entry = self.in_best.pop(key, None)
         if entry is not None:
             entry[2] = None  # superseded: dropped when the heap is read
-        status = _STATUS_NAME[code]
-        if status in ("ok", "pruned"):
+        if code == 2:  # pruned: neither ranked nor a failure
+            return
+        if code == 1:  # a hot path when a large journal is read: few calls, few lookups
             result = record["result"] if record is not None else _result_of(line)
-            if status == "ok":
-                kind = ("number" if _is_number(result) else "dict" if isinstance(result, dict)
-                        else "none" if result is None else "other")
-                self.kinds[kind] = self.kinds.get(kind, 0) + 1
+            t = type(result)
+            if t is int or t is float:
+                kind = "number"
+                score = result if self.objective in (None, "value") and result == result \
+                    and result not in (math.inf, -math.inf) else None
+            else:
+                kind = "dict" if t is dict else "none" if result is None else "other"
                 if kind == "dict" and len(self.keys) < 50:
                     self.keys.update(dict.fromkeys(result))
                 score = _score(result, self.objective)
-                if score is not None and self.top:
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
+            if score is not None and self.top:
+                rank = score if self.maximize else -score
+                if len(self.best) < self.top * 2 or rank > self.best[0][0]:
                     self._rank(key, score, record, line, cid)
             return
+        status = _STATUS_NAME[code]
         if len(self.bad) < self.KEEP_BAD:
             record = record if record is not None else _loads(line)
             error = (record.get("error") or "").strip().splitlines()
@@ -5415,6 +5452,9 @@ def results(journal: str | os.PathLike, *, top: int | None = 20, sort: str | Non
     varying = _varying(experiment.space) if experiment.grid is not None else names
     fixed = {n: experiment.space.grid_values()[n][0] for n in names if n not in varying}
     group = experiment.runs > 1 if group is None else group
+    if experiment.grid is not None and not (conditions or statuses or group) and top and \
+            sort not in (*names, *_RUN_FIELDS, "id", "run", "status"):
+        return _top_of_grid(experiment, top, sort, maximize, objective, names, varying, fixed)
     counts = dict.fromkeys(STATUSES, 0)
     keys: dict[str, None] = {}  # the keys of dict results
     scalar = False  # some result is a number
@@ -5461,6 +5501,73 @@ def results(journal: str | os.PathLike, *, top: int | None = 20, sort: str | Non
     if experiment.running:
         notes.append("the experiment is still running: this is what its journal holds now")
     return Table(columns, rows, fixed, counts, shown, group, notes)
+
+
+def _top_of_grid(experiment: _Experiment, top: int, sort: str | None, maximize: bool,
+                 objective: str | None, names: list[str], varying: list[str],
+                 fixed: dict[str, Any]) -> Table:
+    """The best ``top`` runs of a grid journal by a result (or the first by id), in one
+    pass that reads only each line's head and result (a million runs in seconds) and
+    keeps the best in a heap; a run journaled twice counts once, its latest record."""
+    import heapq
+    grid = experiment.grid
+    codes = bytearray(grid.size * grid.runs)
+    heap: list[list] = []  # [-class, -value, -seq, slot (None once superseded), line]
+    in_heap: dict[int, list] = {}
+    keys: dict[str, None] = {}
+    scalar = False
+    key = sort.removeprefix("result.") if sort is not None else None
+    sign = -1.0 if maximize else 1.0
+    cap = 2 * top + 100
+    for seq, (slot, code, line) in enumerate(_grid_records(experiment.path, grid,
+                                                           experiment.current)):
+        if slot is None:
+            continue
+        codes[slot] = code
+        old = in_heap.pop(slot, None)
+        if old is not None:
+            old[3] = None
+        if sort is None:
+            cls, value = 0, float(slot)
+        else:
+            result = _result_of(line)
+            if type(result) is dict:
+                if len(keys) < 100:
+                    keys.update(dict.fromkeys(result))
+                value = result.get(key)
+            else:
+                scalar = scalar or _is_number(result)
+                value = result if sort in ("result", "value") else None
+            if value is None or not _is_number(value) or value != value:
+                cls, value = 2, 0.0
+            else:
+                cls, value = (1 if code == 2 else 0), sign * value
+        if len(heap) < cap or (-cls, -value) > (heap[0][0], heap[0][1]):
+            entry = [-cls, -value, -seq, slot, line]
+            heapq.heappush(heap, entry)
+            in_heap[slot] = entry
+            if len(heap) > cap:
+                dropped = heapq.heappop(heap)
+                if dropped[3] is not None:
+                    in_heap.pop(dropped[3], None)
+    if objective is not None and (keys or scalar) and objective not in keys and \
+            not (objective == "value" and scalar):
+        what = f"result keys: {_quoted(keys)}" if keys else "the results are numbers, not dicts"
+        raise ExpError(f"--objective {objective!r}: no result has that key ({what})")
+    live = sorted((e for e in heap if e[3] is not None), reverse=True)[:top]
+    rows = []
+    for *_, slot, line in live:
+        record = _loads(line)
+        record["id"] = slot // grid.runs
+        rows.append(_row(record, names))
+    if sort is not None and rows and not any(_lookup(r, sort) is not None for r in rows):
+        raise ExpError(f"--sort {sort!r}: no such column (parameters: {_quoted(names)}; result "
+                       f"keys: {_quoted(keys) or 'none'}; or one of {_quoted(_RUN_FIELDS)})")
+    counts = {name: codes.count(code) for code, name in _STATUS_NAME.items()}
+    notes = ["the experiment is still running: this is what its journal holds now"] \
+        if experiment.running else []
+    return Table(_table_columns(rows, names, varying, False), rows, fixed, counts,
+                 len(codes) - codes.count(0), False, notes)
 
 
 def _default_sort(experiment: _Experiment) -> str | None:
@@ -5750,9 +5857,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                max_util=args.gpu_max_util, max_mem=args.gpu_max_mem)
         planned = plan(args.params, runs=args.runs, seed=args.seed, out=args.out, name=args.name,
                        config_ids=args.config_ids, retry_failed=args.retry_failed, assume=assume)
+        print(_plan_text(planned, args), file=sys.stderr, flush=True)  # at once, at any size
         for config in planned.tasks:
             print(_dumps(config))
-        print(_plan_text(planned, args), file=sys.stderr)
         return EXIT_OK
     records = run_experiment(
         args.params, args.module, workers=args.workers, runs=args.runs, gpus=gpus,
