@@ -59,3 +59,49 @@ def test_gopt_kills(tmp_path):
     if why:
         pytest.skip(why)
     run_phase("gopt", tmp_path)
+
+
+# ─── phases added after an outside review (see the campaign's docstring) ─────
+
+
+@pytest.mark.timeout(40)
+def test_runs_that_change_their_process(tmp_path):
+    run_phase("inrun", tmp_path)
+
+
+@pytest.mark.timeout(40)
+def test_closed_standard_streams_at_launch(tmp_path):
+    run_phase("streams", tmp_path)
+
+
+@pytest.mark.timeout(40)
+def test_few_long_runs_and_runs_behind_a_long_one(tmp_path):
+    run_phase("longruns", tmp_path)
+
+
+@pytest.mark.timeout(40)
+def test_second_driver_of_a_running_experiment(tmp_path):
+    run_phase("fresh", tmp_path)
+
+
+@pytest.mark.timeout(120)
+def test_dask_scheduler_death(tmp_path):
+    why = campaign.dask_available()
+    if why:
+        pytest.skip(why)
+    run_phase("dask", tmp_path)
+
+
+@pytest.mark.timeout(120)
+def test_huge_journal(tmp_path):
+    run_phase("bigjournal", tmp_path)
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_and_sighup(tmp_path):
+    run_phase("signals", tmp_path)
+
+
+@pytest.mark.timeout(60)
+def test_processes_runs_leave_behind(tmp_path):
+    run_phase("leftovers", tmp_path)
