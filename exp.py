@@ -77,7 +77,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple  # noqa: E402
 if TYPE_CHECKING:
     import argparse
     import random
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from fractions import Fraction
 
 
@@ -2750,10 +2750,16 @@ class _LocalPool:
         deadline = self._next_deadline()
         if timeout is not None:
             deadline = timeout if deadline is None else min(deadline, timeout)
+        if self.reports is not None:
+            self.reports.release()  # those held back last time (see below)
         ready = wait(list(waitables), timeout=deadline)
         if self.reports is not None:
             # First: a worker sends a run's reports before its end, so they are here now.
-            self.reports.receive()
+            # Reports and ends come on different channels; to tell the pruner in the order
+            # they happened, a run's reports go before its end, and the reports of the runs
+            # still going after the ends of this wake-up (at the next wait, once _drive has
+            # told the ends): the decisions do not depend on when the driver woke.
+            self.reports.receive(hold=True)
         for obj in ready:
             w = waitables[obj]
             if w is None:
@@ -2764,6 +2770,9 @@ class _LocalPool:
                 self._on_messages(w, outcomes)
             else:
                 self._on_death(w, outcomes)
+        if self.reports is not None:
+            ended = {(o.task.id, o.task.run) for o in outcomes}
+            self.reports.release(ended if ended else None)
         self._kill_overdue(outcomes)
         return outcomes
 
@@ -3957,6 +3966,7 @@ class _Reports:
         self.send_stop: Callable[[Any, str], None] = self._reply  # (source, token); Dask: its own
         self.on_stopped_end: Callable[[str], None] | None = None  # Dask: clear its stop event
         self.metric_seen = False  # some report had the metric: one without it is no typo
+        self.held: list[tuple[list, Any]] = []  # (batch, source) received, not yet handled
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._dir = None
         if sys.platform.startswith("linux"):
@@ -3977,8 +3987,9 @@ class _Reports:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def receive(self) -> None:
-        """Take every datagram waiting (never blocks)."""
+    def receive(self, hold: bool = False) -> None:
+        """Take every datagram waiting (never blocks); with ``hold``, keep them for
+        ``release``."""
         while True:
             try:
                 data, address = self.sock.recvfrom(1 << 20)
@@ -3991,7 +4002,21 @@ class _Reports:
                     batch = _loads(data[1:])
                 except ValueError:
                     continue
-                self.handle(batch, address)
+                if hold:
+                    self.held.append((batch, address))
+                else:
+                    self.handle(batch, address)
+
+    def release(self, only: set[tuple] | None = None) -> None:
+        """Handle the reports held back: all, or those of the runs ``only`` names."""
+        keep = []
+        for batch, source in self.held:
+            mine = batch if only is None else [r for r in batch if _token_key(r[0]) in only]
+            if mine:
+                self.handle(mine, source)
+            if len(mine) < len(batch):
+                keep.append(([r for r in batch if _token_key(r[0]) not in only], source))
+        self.held = keep
 
     def _reply(self, address: Any, token: str) -> None:
         try:
@@ -4090,6 +4115,15 @@ class _Reports:
         if self._dir is not None:
             import shutil
             shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _token_key(token: Any) -> tuple | None:
+    """(id, run) of an attempt's token, "ID,RUN,…"; None if it is not one."""
+    try:
+        cid, run, _ = str(token).split(",", 2)
+        return int(cid), int(run)
+    except ValueError:
+        return None
 
 
 def _replay(path: Path, pruner: _Pruner | None, metric: str | None) -> None:
@@ -4345,6 +4379,10 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
         completed = _drive(pool, source, journal, progress, reports, cancel=cancel)
     finally:
         progress.startup = pool.startup_seconds
+        try:
+            reports.release()  # journaled, as every report is
+        except (ExpError, OSError, ValueError):
+            pass  # a typo in the metric is what ended the experiment
         # The journal is synced and closed while the workers exit (_finish closes
         # it too, for the paths that never reach this).
         pool.shutdown(kill=not completed, meanwhile=journal.close)
@@ -4738,14 +4776,15 @@ def _grid_csv(journal: Path, path: Path, grid: _GridIndex, current: str) -> Path
 def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None,
             tables: _Tables | None, *, quiet: bool, failed: bool = False,
             objective: str | None = None, maximize: bool = False,
-            want: bool = True) -> Records:
+            want: bool = True, rank: bool = True) -> Records:
     """Close the journal, put the CSV in place, print the summary; the records.
 
     ``failed``: the call is ending on an exception (Ctrl-C included): a journal no
     run reached is removed, and a CSV that would take long to write is left to
     the next run. Without ``tables`` (gopt), the summary and CSV come from the
-    journal (ranked by ``objective``). ``want``: read the records back (a grid's
-    are read only when wanted: the command line does not, at any size).
+    journal (ranked by ``objective``, unless not ``rank``). ``want``: read the
+    records back (a grid's are read only when wanted: the command line does not,
+    at any size).
     """
     journal.close()
     if failed and journal.discard():  # it failed before any run ended: nothing to keep
@@ -4777,14 +4816,14 @@ def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None,
             if want else Records()
     else:
         records = Records._read(journal.path)
-        summary = _Summary(objective=objective, maximize=maximize)
+        summary = _Summary(objective=objective, maximize=maximize, top=5 if rank else 0)
         if not quiet:
             for r in records:
                 summary.add((r["id"], r["run"]), _CODE[r["status"].encode()], r)
     records.journal = journal.path
     if not quiet:
-        text = summary.text(varying=_varying(setup.space), progress=progress,
-                            journal=setup.journal_path)
+        text = summary.text(varying=_varying(setup.space) if tables is not None else None,
+                            progress=progress, journal=setup.journal_path)
         if progress is not None and not progress.total:
             text = ("nothing to run: every run is already in the journal (--retry-failed reruns "
                     "those not ok, --fresh starts over, --name starts another)\n" + text)
@@ -5226,6 +5265,8 @@ class _Summary:
                 shown = {k: v for k, v in params.items() if names is None or k in names}
                 lines.append(f"  {_num(score):<12} id {cid} run {run}  "
                              + " ".join(f"{k}={_num(v)}" for k, v in shown.items()))
+        elif not self.top:
+            pass  # not ranked here (a search of several objectives prints its front)
         elif ok and self.kinds.get("dict") and self.objective is None:
             lines.append(f"results are dicts (keys {_quoted(self.keys)}): rank them with "
                          "--objective KEY")
@@ -5696,6 +5737,342 @@ def dataframe(journal: str | os.PathLike) -> Any:
     return pandas.DataFrame.from_records(rows)
 
 
+# ─── several objectives: the Pareto front ────────────────────────────────────
+#
+# A search (or a grid read back) may weigh several objectives, each minimised
+# or maximised, under constraints on other keys of the result. Values are
+# minimised throughout: a maximised objective is negated. A run is feasible
+# when it meets every constraint; the front is the feasible runs no other
+# feasible run beats on every objective at once.
+
+_CONSTRAINT_OPS = ("<=", ">=")
+#: The hypervolume's reference point, where not given (--ref): the worst value of
+#: each objective over the usable runs, plus this fraction of its range.
+REF_MARGIN = 0.1
+
+
+def objectives_of(values: Iterable[str] | None, maximize: bool = False
+                  ) -> list[tuple[str | None, bool]]:
+    """--objective KEY[:max|:min] (repeatable) and --maximize as [(key, maximise)]:
+    [(None, maximize)] when none is given."""
+    if not values:
+        return [(None, maximize)]
+    found: list[tuple[str | None, bool]] = []
+    for text in values:
+        key, colon, direction = str(text).rpartition(":")
+        if not colon or direction not in ("max", "min"):
+            key, direction = str(text), None
+        if not key:
+            raise ExpError(f"--objective {text!r}: expected KEY, KEY:max or KEY:min")
+        if direction is not None and maximize:
+            raise ExpError(f"--objective {text} with --maximize: give the direction once "
+                           f"(--objective {key}:max, without --maximize)")
+        if any(k == key for k, _ in found):
+            raise ExpError(f"--objective {key!r} is given twice")
+        found.append((key, maximize if direction is None else direction == "max"))
+    return found
+
+
+def parse_constraint(text: str) -> tuple[str, str, float]:
+    """ "memory_mb <= 8000" -> ("memory_mb", "<=", 8000.0); ">=" too."""
+    for op in _CONSTRAINT_OPS:
+        key, found, bound = str(text).partition(op)
+        if found:
+            try:
+                value = float(bound)
+            except ValueError:
+                value = math.nan
+            if key.strip() and math.isfinite(value):
+                return key.strip(), op, value
+            break
+    raise ExpError(f"--constraint {text!r}: expected \"KEY <= NUMBER\" or \"KEY >= NUMBER\"")
+
+
+def _constraint_text(key: str, op: str, bound: float) -> str:
+    return f"{key} {op} {_num(bound)}"
+
+
+def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
+    """Indexes, in their order, of the points (all minimised) no other point dominates:
+    none is at least as good on every objective and better on one."""
+    order = sorted(range(len(points)), key=lambda i: tuple(points[i]))
+    front: list[int] = []
+    for i in order:  # a point's dominators sort before it
+        p = points[i]
+        if not any(all(a <= b for a, b in zip(points[j], p)) and tuple(points[j]) != tuple(p)
+                   for j in front):
+            front.append(i)
+    return sorted(front)
+
+
+def hypervolume(points: Sequence[Sequence[float]], ref: Sequence[float]) -> float:
+    """The volume the points (all minimised) dominate up to ``ref``: exact, a staircase
+    in two dimensions, slices along the first objective in more."""
+    inside = [tuple(map(float, p)) for p in points if all(a < r for a, r in zip(p, ref))]
+    if not inside:
+        return 0.0
+    front = sorted({inside[i] for i in pareto_front(inside)})
+    if len(ref) == 1:
+        return ref[0] - front[0][0]
+    if len(ref) == 2:
+        volume, best = 0.0, ref[1]
+        for x, y in front:
+            if y < best:
+                volume, best = volume + (ref[0] - x) * (best - y), y
+        return volume
+    volume = 0.0
+    for k, p in enumerate(front):  # the slab from this point's first objective to the next's
+        upper = front[k + 1][0] if k + 1 < len(front) else ref[0]
+        if upper > p[0]:
+            volume += (upper - p[0]) * hypervolume([q[1:] for q in front[:k + 1]], ref[1:])
+    return volume
+
+
+def reference_point(worst: Sequence[float], best: Sequence[float],
+                    given: dict[int, float] | None = None) -> list[float]:
+    """The worst value seen of each objective plus REF_MARGIN of its range (1 where all
+    values are equal), except where ``given``."""
+    ref = [w + REF_MARGIN * (w - b if w > b else 1.0) for w, b in zip(worst, best)]
+    for i, value in (given or {}).items():
+        ref[i] = value
+    return ref
+
+
+def _ref_values(items: Iterable[str] | dict[str, float] | None,
+                objectives: list[tuple[str | None, bool]]) -> dict[int, float]:
+    """--ref KEY=VALUE (in the objective's own units) as {objective index: minimised value}."""
+    keys = [k for k, _ in objectives]
+    pairs = items.items() if isinstance(items, dict) else (
+        str(t).partition("=")[::2] for t in items or ())
+    given = {}
+    for key, text in pairs:
+        key = str(key).strip()
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            value = math.nan
+        if key not in keys or not math.isfinite(value):
+            raise ExpError(f"--ref {key}={text}: expected OBJECTIVE=NUMBER, OBJECTIVE one of "
+                           f"{_quoted(k for k in keys if k)}")
+        i = keys.index(key)
+        given[i] = -value if objectives[i][1] else value
+    return given
+
+
+class Goal(NamedTuple):
+    """What a search weighs: objectives [(key, maximise)] and constraints
+    [(key, "<=" | ">=", bound)]. ``read`` a result as minimised values."""
+
+    objectives: list[tuple[str | None, bool]]
+    constraints: list[tuple[str, str, float]] = []
+
+    @classmethod
+    def of(cls, objectives: Any, constraints: Iterable[str] = ()) -> Goal:
+        """From {key: "min"|"max"} or [(key, "min"|"max")] and ["KEY <= NUMBER", ...]."""
+        items = list(objectives.items()) if isinstance(objectives, dict) else list(objectives)
+        found: list[tuple[str | None, bool]] = []
+        for item in items:
+            key, direction = (item, "min") if isinstance(item, str) else item
+            if isinstance(direction, bool):
+                direction = "max" if direction else "min"
+            if direction not in ("min", "max"):
+                raise ExpError(f"objective {key!r}: the direction is 'min' or 'max', "
+                               f"got {direction!r}")
+            if any(k == key for k, _ in found):
+                raise ExpError(f"--objective {key!r} is given twice")
+            found.append((key, direction == "max"))
+        if len(found) > 1 and any(k is None for k, _ in found):
+            raise ExpError("several objectives need a key each (--objective KEY:min ...)")
+        parsed = [c if isinstance(c, tuple) else parse_constraint(c) for c in constraints]
+        for key, _, _ in parsed:
+            if any(k == key for k, _ in found):
+                raise ExpError(f"--constraint on {key!r}, which is an objective")
+        return cls(found or [(None, False)], parsed)
+
+    @classmethod
+    def of_header(cls, header: dict[str, Any]) -> Goal:
+        """The goal a journal's header records (one objective in older journals)."""
+        if header.get("objectives"):
+            return cls.of(header["objectives"], header.get("constraints") or ())
+        return cls([(header.get("objective"), bool(header.get("maximize")))],
+                   [parse_constraint(c) for c in header.get("constraints") or ()])
+
+    @property
+    def multi(self) -> bool:
+        """More than one objective, or any constraint."""
+        return len(self.objectives) > 1 or bool(self.constraints)
+
+    def read(self, result: Any) -> tuple[list[float] | None, list[float] | None, str | None]:
+        """(minimised objective values, constraint slacks (<= 0: met), None), or
+        (None, None, why the result is unusable)."""
+        vector = []
+        for key, maximize in self.objectives:
+            value, why = _number_at(result, key)
+            if value is None:
+                return None, None, why
+            vector.append(-value if maximize else value)
+        slacks = []
+        for key, op, bound in self.constraints:
+            value, why = _number_at(result, key)
+            if value is None:
+                return None, None, f"constraint {_constraint_text(key, op, bound)}: {why}"
+            slacks.append(value - bound if op == "<=" else bound - value)
+        return vector, slacks, None
+
+    def missing(self, result: Any) -> list[str]:
+        """The keys of the goal a dict result lacks (a typo rather than a bad run)."""
+        if not isinstance(result, dict):
+            return []
+        keys = [k for k, _ in self.objectives if k is not None] + [k for k, _, _ in self.constraints]
+        return [k for k in keys if k not in result]
+
+    def header(self) -> dict[str, Any]:
+        return {"objectives": [[k, "max" if m else "min"] for k, m in self.objectives],
+                "constraints": [_constraint_text(*c) for c in self.constraints]}
+
+    def describe(self) -> str:
+        """ "max acc, min latency_ms (subject to memory_mb <= 8000)"."""
+        text = ", ".join(f"{'max' if m else 'min'} {k or 'value'}" for k, m in self.objectives)
+        if self.constraints:
+            text += " (subject to " + ", ".join(_constraint_text(*c)
+                                                for c in self.constraints) + ")"
+        return text
+
+
+def _number_at(result: Any, key: str | None) -> tuple[float | None, str | None]:
+    """The finite number a result holds under ``key`` (the result itself for None or
+    "value"), or (None, why not)."""
+    if isinstance(result, dict):
+        if key is None:
+            return None, (f"run() returned a dict (keys: {_quoted(result)}); name the key to "
+                          "optimise with --objective KEY")
+        if key not in result:
+            return None, f"the result has no key {key!r} (keys: {_quoted(result)})"
+        value = result[key]
+    elif key not in (None, "value"):
+        return None, f"the result is not a dict, so it has no key {key!r}"
+    else:
+        value = result
+    what = "the objective" if key in (None, "value") else repr(key)
+    if not _is_number(value):
+        return None, f"{what} is not a number: {_printable(repr(value))[:60]}"
+    if not math.isfinite(value):
+        return None, f"{what} is not finite: {value!r}"
+    return float(value), None
+
+
+class Front(NamedTuple):
+    """The Pareto front of a journal (``pareto``): its runs as a table, best first by the
+    first objective, and its hypervolume up to ``reference`` (in each objective's units)."""
+
+    table: Table
+    goal: Goal
+    hypervolume: float
+    reference: dict[str, float]
+    usable: int  # ok runs with every objective (and constrained key)
+    feasible: int  # of them, those meeting every constraint
+
+
+def pareto(journal: str | os.PathLike, *, objectives: Any = None,
+           constraints: Iterable[str] | None = None, ref: Any = None,
+           where: Iterable[str] = ()) -> Front:
+    """The non-dominated feasible runs of a journal, any journal: ``objectives``
+    ({key: "min"|"max"}) and ``constraints`` default to those its search recorded.
+    One pass in flat memory (only the front is kept); with repeats, a configuration's
+    mean stands for it. ``ref`` {key: value}: the hypervolume's reference point
+    (default: the worst value of each objective seen, plus REF_MARGIN of its range)."""
+    experiment = _open_experiment(journal)
+    recorded = Goal.of_header(experiment.header)
+    goal = Goal.of(objectives, recorded.constraints if constraints is None else constraints) \
+        if objectives else recorded._replace(
+            constraints=recorded.constraints if constraints is None else
+            [parse_constraint(c) for c in constraints])
+    if len(goal.objectives) < 2:
+        raise ExpError(f"{experiment.path} records one objective: give two or more, "
+                       "--objective KEY:max --objective KEY2:min")
+    given = _ref_values(ref, goal.objectives)
+    conditions = [_condition(w) for w in where]
+    names = experiment.space.param_names()
+    grouped = experiment.runs > 1
+    rows: Iterable[dict] = (_row(r, names) for _, r in experiment.records()
+                            if r["status"] == "ok")
+    if conditions:
+        rows = (r for r in rows if all(_holds(r, k, op, v) for k, op, v in conditions))
+    if grouped:
+        groups: dict[int, dict] = {}
+        for row in rows:
+            _gather(groups, row)
+        rows = (_aggregate(g) for g in groups.values())
+    front: list[tuple[list[float], dict]] = []
+    worst, best = [-math.inf] * len(goal.objectives), [math.inf] * len(goal.objectives)
+    usable = feasible = 0
+    for row in rows:
+        vector, slacks = _row_goal(row, goal, grouped)
+        if vector is None:
+            continue
+        usable += 1
+        worst = [max(a, b) for a, b in zip(worst, vector)]
+        best = [min(a, b) for a, b in zip(best, vector)]
+        if any(s > 0 for s in slacks):
+            continue
+        feasible += 1
+        if any(all(a <= b for a, b in zip(v, vector)) and v != vector for v, _ in front):
+            continue
+        front = [(v, r) for v, r in front
+                 if not (all(a <= b for a, b in zip(vector, v)) and v != vector)]
+        front.append((vector, row))
+    front.sort(key=lambda f: (f[0], f[1]["id"]))
+    reference = reference_point(worst, best, given) if usable else [math.nan] * len(worst)
+    volume = hypervolume([v for v, _ in front], reference) if front else 0.0
+    table_rows = [r for _, r in front]
+    columns = _table_columns(table_rows, names, _varying(experiment.space)
+                             if experiment.grid is not None else names, grouped)
+    keys = [c for k, _ in goal.objectives for c in columns
+            if c in (k, f"result.{k}", f"{k}.mean", f"result.{k}.mean")]
+    head = [c for c in columns if c in ("id", "run", "runs", "status")]
+    columns = head + keys + [c for c in columns if c not in head and c not in keys]
+    counts = dict.fromkeys(STATUSES, 0)
+    counts["ok"] = feasible
+    table = Table(columns, table_rows, {}, counts, len(table_rows), grouped, [])
+    return Front(table, goal, volume,
+                 {k or "value": (-r if m else r) for (k, m), r in zip(goal.objectives, reference)},
+                 usable, feasible)
+
+
+def _row_goal(row: dict, goal: Goal, grouped: bool) -> tuple[list[float] | None, list[float]]:
+    """A table row's minimised objective values and constraint slacks (mean ones with
+    repeats), or (None, []) when it lacks one."""
+    def value(key: str | None) -> float | None:
+        v = _lookup(row, f"{key or 'result'}.mean" if grouped else key or "result")
+        if v is None and not grouped and key in (None, "value"):
+            v = row.get("result")
+        return float(v) if _is_number(v) and math.isfinite(v) else None
+    vector = []
+    for key, maximize in goal.objectives:
+        v = value(key)
+        if v is None:
+            return None, []
+        vector.append(-v if maximize else v)
+    slacks = []
+    for key, op, bound in goal.constraints:
+        v = value(key)
+        if v is None:
+            return None, []
+        slacks.append(v - bound if op == "<=" else bound - v)
+    return vector, slacks
+
+
+def _front_text(path: Path, front: Front) -> str:
+    """What exp results --pareto prints above and in the table."""
+    ref = ", ".join(f"{k}={_num(v)}" for k, v in front.reference.items())
+    lines = [f"{path}: pareto front of {front.goal.describe()}",
+             f"{len(front.table.rows)} non-dominated of {front.feasible} feasible run(s) "
+             f"({front.usable} usable); hypervolume {_num(front.hypervolume)} "
+             f"(reference point {ref})",
+             front.table.format("table") if front.table.rows else "(no feasible run yet)"]
+    return "\n".join(lines)
+
+
 # ─── command line ────────────────────────────────────────────────────────────
 
 
@@ -5735,9 +6112,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fresh", action="store_true", help="move the old journal aside, start over")
     p.add_argument("--retry-failed", action="store_true", help="on resume, rerun runs not ok")
     p.add_argument("--cancel", action="store_true", help="stop everything at the first failure")
-    p.add_argument("--objective", metavar="KEY",
-                   help="the key of a dict result (and of reports) to rank, optimise, prune by")
-    p.add_argument("--maximize", action="store_true", help="higher is better")
+    p.add_argument("--objective", action="append", metavar="KEY[:max|:min]",
+                   help="the key of a dict result (and of reports) to rank, optimise, prune "
+                   "by; gopt takes several (the first is pruned by)")
+    p.add_argument("--maximize", action="store_true", help="higher is better (one objective)")
     e = p.add_argument_group("early stopping (runs call exp.report)")
     e.add_argument("--prune", choices=PRUNERS,
                    help="stop losing runs by their reported --objective (or value)")
@@ -5761,6 +6139,24 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     c.add_argument("--scheduler-file", metavar="FILE", help="the Dask scheduler's file")
     c.add_argument("--cluster-security", metavar="FILE",
                    help="TOML of distributed.Security keywords for tls:// addresses")
+
+
+def _add_goal(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--constraint", action="append", default=[], metavar="'KEY <= NUMBER'",
+                   help="a run is feasible only if its result meets this (<= or >=); "
+                   "repeatable")
+    p.add_argument("--ref", action="append", default=[], metavar="KEY=VALUE",
+                   help="the hypervolume's reference point for an objective (default: its "
+                   f"worst value seen plus {REF_MARGIN:g} of its range)")
+
+
+def _one_objective(args: argparse.Namespace, command: str) -> tuple[str | None, bool]:
+    """The one --objective of run or results (several are for gopt and --pareto)."""
+    found = objectives_of(args.objective, args.maximize)
+    if len(found) > 1:
+        raise ExpError(f"exp {command} ranks and prunes by one --objective; several are for "
+                       "exp gopt, and for exp results --pareto")
+    return found[0]
 
 
 def _out_dir(path: str) -> str:
@@ -5823,6 +6219,7 @@ def _parser() -> argparse.ArgumentParser:
     gopt.add_argument("--warm-start", nargs="+", default=[], metavar="JOURNAL",
                       help="journals whose points seed the optimiser")
     gopt.add_argument("--plot", action="store_true", help="write convergence and objective plots")
+    _add_goal(gopt)
 
     res = sub.add_parser("results", allow_abbrev=False, help="a table of a journal's runs",
                          description="Read a journal back: summary, best runs, CSV, plot.")
@@ -5831,8 +6228,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="show the first K rows (default 20), or all")
     res.add_argument("--sort", metavar="KEY", help="sort by a result key, parameter or field "
                      "(default: the objective, else id)")
-    res.add_argument("--objective", metavar="KEY", help="the result key to rank by")
+    res.add_argument("--objective", action="append", metavar="KEY[:max|:min]",
+                     help="the result key to rank by (several, with --pareto)")
     res.add_argument("--maximize", action="store_true", help="higher is better")
+    res.add_argument("--pareto", action="store_true",
+                     help="the Pareto front of the objectives (those the search recorded, "
+                     "or --objective A:max --objective B:min) and its hypervolume")
+    _add_goal(res)
     res.add_argument("--status", action="append", metavar="S[,S]",
                      help="only runs with these statuses (ok, pruned, failed, timeout, crashed)")
     res.add_argument("--where", action="append", metavar="COND",
@@ -5861,6 +6263,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for config in planned.tasks:
             print(_dumps(config))
         return EXIT_OK
+    objective, maximize = _one_objective(args, "run")
     records = run_experiment(
         args.params, args.module, workers=args.workers, runs=args.runs, gpus=gpus,
         per_gpu=args.per_gpu, gpus_per_run=args.gpus_per_run, timeout=args.timeout,
@@ -5869,8 +6272,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         quiet=args.quiet, cluster=args.cluster, scheduler_file=args.scheduler_file,
         cluster_security=args.cluster_security, load_timeout=args.load_timeout,
         gpu_max_util=args.gpu_max_util, gpu_max_mem=args.gpu_max_mem, kuma=args.kuma,
-        progress_every=args.progress_every, prune=args.prune, objective=args.objective,
-        maximize=args.maximize, min_step=args.min_step, max_step=args.max_step, eta=args.eta,
+        progress_every=args.progress_every, prune=args.prune, objective=objective,
+        maximize=maximize, min_step=args.min_step, max_step=args.max_step, eta=args.eta,
         prune_grace=args.prune_grace, assume=assume, records=False)
     return EXIT_OK if records.complete else EXIT_NOT_OK
 
@@ -5914,8 +6317,11 @@ def _cmd_results(args: argparse.Namespace) -> int:
     if args.info:
         print(_info(_open_experiment(path)))
         return EXIT_OK
-    table = results(path, top=top, sort=args.sort, maximize=args.maximize or None,
-                    objective=args.objective, status=[s for v in args.status or ()
+    if args.pareto:
+        return _cmd_pareto(args, path)
+    objective, maximize = _one_objective(args, "results")
+    table = results(path, top=top, sort=args.sort, maximize=maximize or None,
+                    objective=objective, status=[s for v in args.status or ()
                                                       for s in v.split(",")],
                     where=args.where or (), group=False if args.no_group else None)
     if args.csv:
@@ -5929,8 +6335,21 @@ def _cmd_results(args: argparse.Namespace) -> int:
     else:
         print(_results_text(path, table, args.csv))
     if args.plot:
-        for png in _gopt_module().plot_journal(path, objective=args.objective,
-                                               maximize=args.maximize):
+        for png in _gopt_module().plot_journal(path, objective=objective, maximize=maximize):
+            print(png)
+    return EXIT_OK
+
+
+def _cmd_pareto(args: argparse.Namespace, path: Path) -> int:
+    """exp results --pareto: the front as a table (sorted by the first objective)."""
+    found = objectives_of(args.objective, args.maximize) if args.objective else None
+    front = pareto(path, objectives=[(k, "max" if m else "min") for k, m in found or ()],
+                   constraints=args.constraint or None, ref=args.ref, where=args.where or ())
+    print(_front_text(path, front) if args.format == "table" else front.table.format(args.format))
+    if args.plot:
+        for png in _gopt_module().plot_journal(path, objectives=front.goal.objectives,
+                                               constraints=[_constraint_text(*c) for c in
+                                                            front.goal.constraints]):
             print(png)
     return EXIT_OK
 

@@ -54,7 +54,7 @@ import exp
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
 # ─── constants ───────────────────────────────────────────────────────────────
 
@@ -197,22 +197,11 @@ def _key(point: Sequence[Any]) -> tuple:
 
 def _objective_value(result: Any, objective: str | None) -> tuple[float | None, str | None]:
     """(value, None) for a usable result, else (None, why not)."""
-    if objective == "value" and exp._is_number(result):
-        return _objective_value(float(result), None)  # report(step, value)'s name for a number
-    if isinstance(result, dict):
-        if objective is None:
-            keys = ", ".join(repr(k) for k in result) or "none"
-            raise exp.ExpError(f"run() returned a dict (keys {keys}); name the value to "
-                               "minimise with --objective KEY")
-        if objective not in result:
-            keys = ", ".join(repr(k) for k in result) or "none"
-            return None, f"the result has no key {objective!r} (keys {keys})"
-        result = result[objective]
-    if not exp._is_number(result):
-        return None, f"the objective is not a number: {result!r}"
-    if not math.isfinite(result):
-        return None, f"the objective is not finite: {result!r}"
-    return float(result), None
+    if isinstance(result, dict) and objective is None:
+        keys = ", ".join(repr(k) for k in result) or "none"
+        raise exp.ExpError(f"run() returned a dict (keys {keys}); name the value to "
+                           "minimise with --objective KEY")
+    return exp._number_at(result, objective)
 
 
 # ─── Gaussian process ────────────────────────────────────────────────────────
@@ -437,6 +426,7 @@ class _Optimizer:
         proposals = []
         for kind in kinds:
             score = _acquisition(kind, mean, std, y_best, xi=self.xi / scale, kappa=self.kappa)
+            score = self._adjust(score, X)
             Xk, sk = X, score
             if isinstance(model, _GP):
                 Xk, sk = self._refine(model, kind, X, score, y_best, scale)
@@ -473,7 +463,7 @@ class _Optimizer:
             gp = self._gp.with_points(Xa, ya) if len(Xp) else self._gp
             # The incumbent is the best posterior mean at a point seen, not the
             # best observation: with noise, the luckiest draw would freeze EI.
-            return gp, float(gp.predict_std(X)[0].min()), gp.y_std
+            return gp, self._incumbent(gp.predict_std(X)[0]), gp.y_std
         est = cook_estimator(self.surrogate, space=self.space,
                              random_state=self.rng.randint(2 ** 31 - 1))
         with warnings.catch_warnings():
@@ -483,7 +473,19 @@ class _Optimizer:
         if self._hedge:
             self.gains -= est.predict(np.vstack(self._hedge))
             self._hedge = []
-        return est, float(y.min()), 1.0
+        return est, self._incumbent(y), 1.0
+
+    def _incumbent(self, values: np.ndarray) -> float:
+        """The value to improve on, of the points seen (their model means or values)."""
+        return float(np.min(values))
+
+    def _best_told(self, k: int) -> np.ndarray:
+        """Indexes of the k best told points: the centres of local candidates."""
+        return np.argsort(self.yi, kind="stable")[:k]
+
+    def _adjust(self, score: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """The acquisition of candidates, as constraints change it (none here)."""
+        return score
 
     def _predict(self, model: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(model, _GP):
@@ -500,7 +502,7 @@ class _Optimizer:
         """Random points of the space and perturbations of the best ones, snapped."""
         X = self.space.transform(self.space.rvs(_N_RANDOM, random_state=self.rng))
         Xi = self.space.transform(self.Xi)
-        centres = Xi[np.argsort(self.yi, kind="stable")[:3]]
+        centres = Xi[self._best_told(3)]
         local = [self._perturb(c, sigma, _N_LOCAL) for c in centres for sigma in _LOCAL_SIGMAS]
         return self._snap(np.vstack([X, *local]))
 
@@ -528,10 +530,123 @@ class _Optimizer:
             top = X[np.argsort(-score, kind="stable")[:5]]
             new = self._snap(np.vstack([self._perturb(c, sigma, 100) for c in top]))
             mean, std = gp.predict_std(new)
-            new_score = _acquisition(kind, mean, std, y_best, xi=self.xi / scale,
-                                     kappa=self.kappa)
+            new_score = self._adjust(_acquisition(kind, mean, std, y_best, xi=self.xi / scale,
+                                                  kappa=self.kappa), new)
             X, score = np.vstack([X, new]), np.concatenate([score, new_score])
         return X, score
+
+
+# ─── several objectives and constraints ──────────────────────────────────────
+#
+# ParEGO (Knowles, 2006): each suggestion draws random weights, scalarises the
+# normalised objectives with an augmented Chebyshev function and asks the usual
+# surrogate (GP, RF, ET, GBRT) for the best point of that scalarisation: over
+# many suggestions the weights sweep the whole front. Constraints get models of
+# their own (a GP of how far each run was from its bound), and the acquisition
+# is multiplied by the probability that a point meets them all: the search
+# learns where the feasible region lies, rather than being pushed away from
+# penalised values it cannot tell from bad ones (a penalty makes the objective's
+# surface a cliff the surrogate smooths over, and says nothing of how far off a
+# run was).
+
+_RHO = 0.05  # the augmented Chebyshev's weight on the sum: keeps weakly dominated points out
+
+
+class _GoalOptimizer(_Optimizer):
+    """ParEGO over several objectives, with a model of each constraint (see above).
+
+    Told points keep their objective vectors (``Y``) and constraint slacks
+    (``S``); each ``ask`` draws weights, puts the scalarised values where the
+    one-objective optimiser reads them (``yi``), refits, and weighs the
+    acquisition by the probability of meeting every constraint. With no point
+    feasible yet, it looks for one: the probability alone.
+    """
+
+    def __init__(self, dims: list[Any], *, n_objectives: int, n_constraints: int,
+                 **kwargs: Any):
+        super().__init__(dims, **kwargs)
+        self.n_objectives, self.n_constraints = n_objectives, n_constraints
+        self.Y: list[list[float]] = []  # minimised objective values of the told points
+        self.S: list[list[float]] = []  # their constraint slacks (<= 0: met)
+        self.weights = np.random.RandomState(self.rng.randint(2 ** 31 - 1))
+        self._constraint_gps: list[Any] = []
+        self._seeking = False  # no told point is feasible: look for one
+
+    def tell(self, point: Sequence[Any], y: float | None = None, *,
+             vector: Sequence[float] = (), slack: Sequence[float] = ()) -> None:
+        self.Xi.append(list(point))
+        self.Y.append([float(v) for v in vector])
+        self.S.append([float(v) for v in slack])
+        self.yi.append(0.0)  # set from the weights of each ask
+        self.evaluated.add(_key(point))
+
+    def ask(self, pending: Iterable[Sequence[Any]] = (), *,
+            exploit: bool = False) -> list[Any] | None:
+        if len(self.Y) >= 2:
+            t0 = time.perf_counter()
+            self.yi = self._scalarised()
+            self._fitted_on = -1  # other weights, other values: fit again
+            self._fit_constraints()
+            spent = time.perf_counter() - t0
+            point = super().ask(pending, exploit=exploit)
+            self.seconds[-1] += spent
+            return point
+        return super().ask(pending, exploit=exploit)
+
+    def _scalarised(self) -> list[float]:
+        """max_i(w_i f_i) + rho sum_i(w_i f_i), objectives normalised to [0, 1] over
+        what is known, weights drawn uniformly from the simplex (Knowles, 2006)."""
+        Y = np.asarray(self.Y, float)
+        if self.n_objectives == 1:
+            return Y[:, 0].tolist()
+        low, high = Y.min(axis=0), Y.max(axis=0)
+        N = (Y - low) / np.where(high > low, high - low, 1.0)
+        w = self.weights.dirichlet(np.ones(self.n_objectives))
+        return ((w * N).max(axis=1) + _RHO * (w * N).sum(axis=1)).tolist()
+
+    def _feasible(self) -> np.ndarray:
+        if not self.n_constraints:
+            return np.ones(len(self.Y), bool)
+        return np.all(np.asarray(self.S, float) <= 0, axis=1)
+
+    def _fit_constraints(self) -> None:
+        """A GP of each constraint's slack: its mean and spread say how likely a point
+        meets it."""
+        self._constraint_gps = []
+        if not self.n_constraints:
+            return
+        X = self.space.transform(self.Xi)
+        S = np.asarray(self.S, float)
+        for j in range(self.n_constraints):
+            gp = _GP(self.space, self.rng.randint(2 ** 31 - 1))
+            with threadpool_limits(1, user_api="blas"):
+                gp.fit(X, S[:, j])
+            self._constraint_gps.append(gp)
+
+    def feasibility(self, X: np.ndarray) -> np.ndarray:
+        """log P(every constraint met) at transformed points."""
+        total = np.zeros(len(X))
+        for gp in self._constraint_gps:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mean, std = gp.est.predict(np.asarray(X, float), return_std=True)
+            total += log_ndtr(-mean / np.maximum(std, 1e-9))
+        return total
+
+    def _incumbent(self, values: np.ndarray) -> float:
+        feasible = self._feasible()
+        self._seeking = bool(self.n_constraints) and not feasible.any()
+        values = np.asarray(values)[:len(feasible)]
+        return float(values[feasible].min() if feasible.any() else values.min())
+
+    def _best_told(self, k: int) -> np.ndarray:
+        return np.lexsort((np.asarray(self.yi), ~self._feasible()))[:k]  # feasible ones first
+
+    def _adjust(self, score: np.ndarray, X: np.ndarray) -> np.ndarray:
+        if not self._constraint_gps:
+            return score
+        log_feasible = self.feasibility(X)
+        return log_feasible if self._seeking else score + log_feasible
 
 
 def _levels(dim: Any) -> list[Any]:
@@ -560,14 +675,17 @@ def _design(dims: list[Any], n: int, kind: str, seed: int) -> list[list[Any]]:
 
 @dataclass(slots=True)
 class Evaluation:
-    """One evaluation: its id, configuration, status and objective value (None if unusable)."""
+    """One evaluation: its id, configuration, status and objective value (None if
+    unusable); with several objectives or constraints, each value and feasibility."""
 
     id: int
     params: dict[str, Any]
     status: str
-    value: float | None
+    value: float | None  # with several objectives, the first one's
     seconds: float | None = None
     error: str | None = None
+    values: dict[str, float] | None = None  # several objectives: each one's value
+    feasible: bool | None = None  # with constraints: whether it met them all
 
 
 class _Source:
@@ -576,26 +694,31 @@ class _Source:
     Ids are evaluation indexes (the lowest not yet in the journal), ``run`` is
     always 1. ``--sync`` hands out a batch of one point per worker and waits
     for the whole batch, telling its results in id order, so a seeded search
-    suggests the same points whatever the timing of the runs.
+    suggests the same points whatever the timing of the runs. With several
+    objectives or constraints (``goal.multi``) the optimiser is told each
+    result's objective values and constraint slacks, and the source keeps the
+    Pareto front for the progress line.
     """
 
     batching = False  # one evaluation per worker at a time: the next depends on results
 
     def __init__(self, opt: _Optimizer, mapping: _Mapping, journal: exp._Journal, *,
                  n: int, n_new: int, used_ids: set[int], design: list[list[Any]],
-                 objective: str | None, maximize: bool, sync: bool, batch: int,
-                 retry: list[exp._Task], plotter: _LivePlot | None = None,
-                 pruned_as: str = "last"):
+                 goal: exp.Goal, sync: bool, batch: int, retry: list[exp._Task],
+                 plotter: _LivePlot | None = None, pruned_as: str = "last",
+                 ref: dict[int, float] | None = None):
         self.opt, self.mapping, self.journal = opt, mapping, journal
         self.n = n  # the budget: evaluations in all, earlier sessions included
         self.left = n_new  # new evaluations still to hand out
         self._ids = (i for i in itertools.count() if i not in used_ids)
-        self.design, self.objective, self.maximize = design, objective, maximize
+        self.design, self.goal = design, goal
+        self.objective, self.maximize = goal.objectives[0]
         self.sync, self.batch, self.retry, self.plotter = sync, batch, retry, plotter
         self.pending: dict[int, list[Any]] = {}  # id -> point, handed out, not back yet
-        self._held: list[tuple[int, list[Any], float | None]] = []  # sync: results to tell
+        self._held: list[tuple] = []  # sync: results to tell, in id order
         self.history: list[tuple[int, float]] = []  # (id, value) of usable results, in order
         self.best: tuple[float, int] | None = None  # (minimised value, id)
+        self.front = _FrontKeeper(goal, ref or {})  # several objectives, or constraints
         self.progress: exp._Progress | None = None
         self.objective_seen = False  # some result had the objective: a missing key is no typo
         self.pruned_as = pruned_as  # how pruned runs are told (PRUNED_AS)
@@ -627,58 +750,84 @@ class _Source:
         taken = {_key(p) for p in self.pending.values()} | self.opt.evaluated
         if cid < len(self.design) and _key(self.design[cid]) not in taken:
             return self.design[cid]
-        # The last tenth of the budget refines the best region instead of exploring.
-        exploit = cid >= self.n - max(1, self.n // 10)
+        # The last tenth of the budget refines the best region instead of exploring
+        # (one objective: several have a front to spread along, not one best).
+        exploit = not self.goal.multi and cid >= self.n - max(1, self.n // 10)
         return self.opt.ask(self.pending.values(), exploit=exploit)
 
     def tell(self, outcome: exp._Outcome) -> None:
         point = self.pending.pop(outcome.task.id)
-        value = None
+        told = None  # (minimised objective values, constraint slacks)
         if outcome.status == "pruned":
-            value = _pruned_value(outcome.record(), self.pruned_as, self.objective)
+            told = _pruned_told(outcome.record(), self.pruned_as, self.goal)
         elif outcome.status == "ok":
             record = outcome.record()
-            result = record.get("result")
-            value, reason = _objective_value(result, self.objective)
-            if value is not None:
-                self.objective_seen = True
-            elif (isinstance(result, dict) and self.objective not in result
-                  and not self.objective_seen):
-                # A typo, not a bad run: stop now rather than spend the budget on it.
-                raise exp.ExpError(f"--objective {self.objective!r}: {reason}")
-            elif not isinstance(result, (dict, int, float)) and not self.objective_seen:
-                raise exp.ExpError(f"run() returned {exp._printable(repr(result))[:80]} (a "
-                                   f"{type(result).__name__}); exp gopt minimises a number: "
-                                   "return a float, or a dict and name its key with "
-                                   "--objective KEY")
-            if value is None:
+            told, reason = self._read(record.get("result"))
+            if told is None:
                 # Journaled again with the reason; the latest record of an id wins.
                 record.update(status="failed", error=f"exp gopt: {reason}\n")
                 outcome.status, outcome.line = "failed", (exp._dumps(record) + "\n").encode()
                 self.journal.write(outcome.line)
-        y = None if value is None else (-value if self.maximize else value)
+                self._stop_at_typo(record.get("result"), reason)
         full = outcome.status == "ok"  # a pruned run's value is no result to rank
         if self.sync:
-            self._held.append((outcome.task.id, point, y, full))
+            self._held.append((outcome.task.id, point, told, full))
             if not self.pending:
-                for cid, p, v, f in sorted(self._held, key=lambda h: h[0]):
-                    self._record(cid, p, v, f)
+                for held in sorted(self._held, key=lambda h: h[0]):
+                    self._record(*held)
                 self._held = []
         else:
-            self._record(outcome.task.id, point, y, full)
+            self._record(outcome.task.id, point, told, full)
         if self.plotter is not None:
             self.plotter.update(self.history, self.maximize)
 
-    def _record(self, cid: int, point: list[Any] | None, y: float | None,
-                full: bool = True) -> None:
+    def _read(self, result: Any) -> tuple[tuple[list[float], list[float]] | None, str | None]:
+        """What the optimiser is told of an ok result, or (None, why it cannot be)."""
+        if self.goal.multi:
+            vector, slacks, reason = self.goal.read(result)
+        else:
+            value, reason = _objective_value(result, self.objective)
+            vector = None if value is None else [-value if self.maximize else value]
+            slacks = []
+        if vector is None:
+            return None, reason
+        self.objective_seen = True
+        return (vector, slacks), None
+
+    def _stop_at_typo(self, result: Any, reason: str | None) -> None:
+        """Before any result had the goal's keys, a missing one is a typo, not a bad run:
+        stop now rather than spend the budget on it."""
+        if self.objective_seen:
+            return
+        missing = self.goal.missing(result)
+        if missing:
+            flag = ("--objective" if any(k == missing[0] for k, _ in self.goal.objectives)
+                    else "--constraint")
+            raise exp.ExpError(f"{flag} {missing[0]!r}: {reason}")
+        if not isinstance(result, (dict, int, float)):
+            raise exp.ExpError(f"run() returned {exp._printable(repr(result))[:80]} (a "
+                               f"{type(result).__name__}); exp gopt minimises a number: "
+                               "return a float, or a dict and name its key with "
+                               "--objective KEY")
+
+    def _record(self, cid: int, point: list[Any] | None,
+                told: tuple[list[float], list[float]] | None, full: bool = True) -> None:
         if point is None:
             return
-        if y is None:
+        if told is None:
             self.opt.mark(point)
             return
-        self.opt.tell(point, y)
+        vector, slacks = told
+        if self.goal.multi:
+            self.opt.tell(point, vector=vector, slack=slacks)
+        else:
+            self.opt.tell(point, vector[0])
         if not full:
             return
+        if self.goal.multi:
+            self.front.add(cid, vector, slacks)
+            return
+        y = vector[0]
         self.history.append((cid, y))
         if self.best is None or y < self.best[0]:
             self.best = (y, cid)
@@ -688,30 +837,83 @@ class _Source:
         told = 0
         for r in sorted(records, key=lambda r: r["id"]):
             point = self.mapping.to_point(r.get("params") or {})
-            y = _told_value(r, self.objective, self.maximize, self.pruned_as)
-            self._record(r["id"], point, y, r["status"] == "ok")
-            told += y is not None and point is not None
+            value = _told(r, self.goal, self.pruned_as)
+            self._record(r["id"], point, value, r["status"] == "ok")
+            told += value is not None and point is not None
         self.objective_seen = self.objective_seen or told > 0
         return told
 
     def status(self) -> str:
-        """Best value so far and the optimiser's time per suggestion, for the progress line."""
+        """Best value (or the front) so far and the optimiser's time per suggestion, for
+        the progress line."""
         parts = []
-        if self.best is not None:
+        if self.goal.multi:
+            parts.append(self.front.status())
+        elif self.best is not None:
             value = -self.best[0] if self.maximize else self.best[0]
             parts.append(f"best {value:.6g} (id {self.best[1]})")
         if self.opt.seconds:
             parts.append(f"optimiser {sum(self.opt.seconds) / len(self.opt.seconds):.3f}s/point")
-        return "".join(" | " + p for p in parts)
+        return "".join(" | " + p for p in parts if p)
 
     def _show(self) -> None:
         if self.progress is not None:
             self.progress.extra = self.status()
 
 
+class _FrontKeeper:
+    """The feasible non-dominated results of a search as they come, the range of all
+    usable ones (for the reference point) and the hypervolume, for the progress line."""
+
+    def __init__(self, goal: exp.Goal, given: dict[int, float]):
+        self.goal, self.given = goal, given
+        n_objectives = len(goal.objectives)
+        self.front: list[tuple[list[float], int]] = []  # (minimised values, id)
+        self.worst = [-math.inf] * n_objectives
+        self.best = [math.inf] * n_objectives
+        self.usable = self.feasible = 0
+        self.history: list[tuple[int, float]] = []  # (usable results so far, hypervolume)
+
+    def add(self, cid: int, vector: list[float], slacks: list[float]) -> None:
+        self.usable += 1
+        self.worst = [max(a, b) for a, b in zip(self.worst, vector)]
+        self.best = [min(a, b) for a, b in zip(self.best, vector)]
+        if all(s <= 0 for s in slacks):
+            self.feasible += 1
+            if not any(_dominates(v, vector) for v, _ in self.front):
+                self.front = [(v, i) for v, i in self.front if not _dominates(vector, v)]
+                self.front.append((vector, cid))
+        self.history.append((self.usable, self.hypervolume()))
+
+    def reference(self) -> list[float]:
+        return exp.reference_point(self.worst, self.best, self.given)
+
+    def hypervolume(self) -> float:
+        return exp.hypervolume([v for v, _ in self.front], self.reference()) \
+            if self.front else 0.0
+
+    def status(self) -> str:
+        if not self.usable:
+            return ""
+        if not self.front:
+            return f"no feasible run yet ({self.usable} usable)"
+        if len(self.goal.objectives) == 1:
+            (value,), cid = min(self.front)
+            maximize = self.goal.objectives[0][1]
+            return (f"best {-value if maximize else value:.6g} (id {cid}) | "
+                    f"{self.feasible} of {self.usable} feasible")
+        return f"front {len(self.front)} | hypervolume {self.hypervolume():.6g}"
+
+
+def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """a is at least as good as b on every (minimised) objective, and better on one."""
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
 def _warm_points(paths: Iterable[str | os.PathLike], mapping: _Mapping,
-                 objective: str | None, maximize: bool) -> list[tuple[list[Any], float]]:
-    """Points of other journals (a grid's included) that lie inside this space."""
+                 goal: exp.Goal) -> list[tuple[list[Any], list[float], list[float]]]:
+    """(point, minimised objective values, constraint slacks) of the ok runs of other
+    journals (a grid's included) that lie inside this space."""
     points = []
     for path in paths:
         for r in exp.read_journal(path):
@@ -721,11 +923,11 @@ def _warm_points(paths: Iterable[str | os.PathLike], mapping: _Mapping,
             if point is None:
                 continue
             try:
-                value, _ = _objective_value(r.get("result"), objective)
+                told = _told(r, goal)
             except exp.ExpError as e:
                 raise exp.ExpError(f"--warm-start {path}: {e}") from None
-            if value is not None:
-                points.append((point, -value if maximize else value))
+            if told is not None:
+                points.append((point, *told))
     return points
 
 
@@ -750,7 +952,12 @@ class GoptResult:
 
     ``evaluations`` holds every evaluation of the journal in id order (earlier
     sessions included); ``optimizer_seconds`` the optimiser's time for each
-    suggestion of this session, apart from run time.
+    suggestion of this session, apart from run time. With several objectives
+    there is no one best: ``pareto`` holds the feasible evaluations no other
+    beats on every objective (sorted by the first objective, best first),
+    ``hypervolume`` what they dominate up to ``reference`` (each objective's
+    worst value seen plus ``exp.REF_MARGIN`` of its range, unless given), and
+    ``x``/``fun`` are the front's best on the first objective.
     """
 
     x: dict[str, Any] | None
@@ -762,10 +969,15 @@ class GoptResult:
     plots: list[Path] = field(default_factory=list)
     maximize: bool = False
     optimizer_state: dict[str, list] = field(default_factory=dict)  # see journal_state
+    objectives: list[tuple[str | None, bool]] = field(default_factory=list)  # (key, maximise)
+    constraints: list[str] = field(default_factory=list)
+    pareto: list[Evaluation] = field(default_factory=list)
+    hypervolume: float | None = None
+    reference: dict[str, float] = field(default_factory=dict)
 
     def top(self, k: int = 5) -> list[Evaluation]:
-        """The k best usable evaluations, best first."""
-        ok = [e for e in self.evaluations if e.value is not None]
+        """The k best usable (and feasible) evaluations by the (first) objective, best first."""
+        ok = [e for e in self.evaluations if e.value is not None and e.feasible is not False]
         return sorted(ok, key=lambda e: e.value, reverse=self.maximize)[:k]
 
     @property
@@ -809,7 +1021,8 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
              gpu_max_mem: float = exp.GPU_MAX_MEM, kuma: bool = False,
              progress_every: float | None = None, prune: str | None = None,
              min_step: float = 1, max_step: float | None = None, eta: int = 3,
-             prune_grace: float = 60.0, pruned_as: str = "last") -> GoptResult:
+             prune_grace: float = 60.0, pruned_as: str = "last", objectives: Any = None,
+             constraints: Sequence[str] = (), ref: Any = None) -> GoptResult:
     """Minimise (or, with ``maximize``, maximise) what ``runnable`` returns over ``space``.
 
     Runs ``n`` evaluations in all, those already in ``OUT/NAME.jsonl``
@@ -823,6 +1036,13 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
     ``exp.run_experiment``. ``prune`` stops runs whose reports of the objective
     are losing (see ``exp.report``); a pruned run is told to the optimiser at
     its last reported value (``pruned_as="last"``) or not at all (``"skip"``).
+
+    Several objectives: ``objectives={"acc": "max", "latency_ms": "min"}``
+    (keys of the dict result), with ``constraints=["memory_mb <= 8000"]`` on
+    other keys (a run that breaks one is ok but infeasible); the search is
+    ParEGO with a model of each constraint, pruning watches the first
+    objective, and ``ref`` ({key: value}) fixes the hypervolume's reference
+    point. Resuming without naming a goal keeps the journal's.
     Raises ``ExpError`` for bad input before any run starts.
     """
     with exp._interruptible():  # SIGTERM and SIGHUP end it as Ctrl-C does, at any moment
@@ -839,11 +1059,15 @@ def _optimize(space: Any, runnable: str, *, n: int, workers: int | None, surroga
               cluster_security: str | None, load_timeout: float, gpu_max_util: float,
               gpu_max_mem: float, kuma: bool, progress_every: float | None, prune: str | None,
               min_step: float, max_step: float | None, eta: int, prune_grace: float,
-              pruned_as: str) -> GoptResult:
+              pruned_as: str, objectives: Any, constraints: Sequence[str],
+              ref: Any) -> GoptResult:
     _check_options(n, surrogate, acquisition, liar, initial, n_initial, kappa, xi)
     if pruned_as not in PRUNED_AS:
         raise exp.ExpError(f"pruned_as must be one of {exp._quoted(PRUNED_AS)}, got {pruned_as!r}")
-    pruning = exp._Pruning(prune, objective, maximize, min_step, max_step, eta,
+    goal = _goal(objective, maximize, objectives, constraints)
+    named = objective is not None or maximize or bool(objectives) or bool(constraints)
+    given_ref = _given_ref(ref, goal)
+    pruning = exp._Pruning(prune, *goal.objectives[0], min_step, max_step, eta,
                            prune_grace).check()
     if name is None:
         filename = space.filename if isinstance(space, exp.ParamSpace) else os.fspath(space)
@@ -856,18 +1080,25 @@ def _optimize(space: Any, runnable: str, *, n: int, workers: int | None, surroga
     mapping = _Mapping(setup.space)
     drawn = _numpy_seed(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2 ** 32)
     extra = {"seed": seed} if seed is not None else {}
-    header = exp._header("gopt", setup, optimizer_seed=drawn, objective=objective,
-                         maximize=maximize, pruned_as=pruned_as, **extra)
-    journal = exp._Journal(setup.journal_path, header, fresh=fresh, hint=(
-        "a search keeps its space: start another that learns from this one with --name NEW "
-        f"--warm-start {setup.journal_path}, or use --fresh"))
+    if goal.multi:
+        extra.update(goal.header())
+    header = exp._header("gopt", setup, optimizer_seed=drawn, objective=goal.objectives[0][0],
+                         maximize=goal.objectives[0][1], pruned_as=pruned_as, **extra)
+    hint = ("start another that learns from this one with --name NEW "
+            f"--warm-start {setup.journal_path}, or use --fresh")
+    journal = exp._Journal(setup.journal_path, header, fresh=fresh,
+                           hint="a search keeps its space: " + hint)
     try:
+        goal = _resumed_goal(journal, goal, named, hint)
+        objective, maximize = goal.objectives[0]
+        pruning = exp._Pruning(prune, objective, maximize, min_step, max_step, eta,
+                               prune_grace).check()
         opt_seed = _numpy_seed(journal.header.get("optimizer_seed", drawn))
-        opt = _Optimizer(mapping.dims, surrogate=surrogate, acquisition=acquisition,
-                         kappa=kappa, xi=xi, liar=liar, seed=opt_seed)
-        warm = _warm_points(warm_start, mapping, objective, maximize)
-        for point, y in warm:
-            opt.tell(point, y)
+        opt = _new_optimizer(mapping.dims, goal, surrogate=surrogate, acquisition=acquisition,
+                             kappa=kappa, xi=xi, liar=liar, seed=opt_seed)
+        warm = _warm_points(warm_start, mapping, goal)
+        for point, *told in warm:
+            _tell(opt, point, told)
         pruned_as = journal.header.get("pruned_as", pruned_as)  # as the optimiser was told
         records = exp.read_journal(journal.path) if journal.has_runs else []
         retry = [r for r in records if retry_failed and r["status"] not in ("ok", "pruned")
@@ -877,11 +1108,11 @@ def _optimize(space: Any, runnable: str, *, n: int, workers: int | None, surroga
             opt, mapping, journal, n=n, n_new=max(0, n - len(records)),
             used_ids={r["id"] for r in records},
             design=_design(mapping.dims, max(0, k - len(warm)), initial, opt_seed),
-            objective=objective, maximize=maximize, sync=sync, batch=len(setup.slots),
+            goal=goal, sync=sync, batch=len(setup.slots),
             retry=[exp._Task(r["id"], 1, r["params"]) for r in sorted(retry, key=_by_id)],
-            plotter=(_LivePlot(setup.out / f"{setup.name}_convergence.png", objective)
-                     if plot else None),
-            pruned_as=pruned_as)
+            plotter=(_LivePlot(setup.out / f"{setup.name}_convergence.png", objective,
+                               multi=goal.multi) if plot else None),
+            pruned_as=pruned_as, ref=given_ref)
         source.replay([r for r in records if r not in retry])
         total = source.left + len(source.retry)
         completed, progress = True, None
@@ -893,13 +1124,13 @@ def _optimize(space: Any, runnable: str, *, n: int, workers: int | None, surroga
         exp._finish(setup, journal, None, None, quiet=True, failed=True)
         raise
     exp._finish(setup, journal, progress, None, quiet=quiet, objective=objective,
-                maximize=maximize)
-    result = _result(setup.journal_path, objective, maximize, completed, opt.seconds)
+                maximize=maximize, rank=not goal.multi)
+    result = _result(setup.journal_path, goal, completed, opt.seconds, given_ref)
     result.optimizer_state = _state(opt)
     if plot:
-        result.plots = [source.plotter.close(source.history, maximize),
-                        *_final_plots(opt, setup.out, setup.name, maximize=maximize,
-                                      metric=objective)]
+        history = source.front.history if goal.multi else source.history
+        result.plots = [source.plotter.close(history, maximize),
+                        *_final_plots(opt, setup.out, setup.name, goal, result)]
         reports = exp.read_reports(setup.journal_path)
         fig = _plot_curves(_pyplot(), reports, exp.read_journal(setup.journal_path),
                            objective or pruning.metric, maximize) if reports else None
@@ -911,16 +1142,21 @@ def _optimize(space: Any, runnable: str, *, n: int, workers: int | None, surroga
     return result
 
 
-def _told_value(record: dict[str, Any], objective: str | None, maximize: bool,
-                pruned_as: str = "last") -> float | None:
-    """What the optimiser is told of a journal record (minimised), or None."""
+def _told(record: dict[str, Any], goal: exp.Goal,
+          pruned_as: str = "last") -> tuple[list[float], list[float]] | None:
+    """What the optimiser is told of a journal record: (minimised objective values,
+    constraint slacks), or None."""
     if record["status"] == "pruned":
-        value = _pruned_value(record, pruned_as, objective)
-    elif record["status"] == "ok":
-        value, _ = _objective_value(record.get("result"), objective)
-    else:
+        return _pruned_told(record, pruned_as, goal)
+    if record["status"] != "ok":
         return None
-    return None if value is None else (-value if maximize else value)
+    result = record.get("result")
+    if goal.multi:
+        vector, slacks, _ = goal.read(result)
+        return None if vector is None else (vector, slacks)
+    (objective, maximize), = goal.objectives
+    value, _ = _objective_value(result, objective)
+    return None if value is None else ([-value if maximize else value], [])
 
 
 #: How a pruned run informs the optimiser: "last", told at its last reported
@@ -930,60 +1166,165 @@ def _told_value(record: dict[str, Any], objective: str | None, maximize: bool,
 PRUNED_AS = ("last", "skip")
 
 
-def _pruned_value(record: dict[str, Any], pruned_as: str, objective: str | None) -> float | None:
-    if pruned_as == "skip":
-        return None
+def _pruned_told(record: dict[str, Any], pruned_as: str,
+                 goal: exp.Goal) -> tuple[list[float], list[float]] | None:
+    """A pruned run's last reported metrics, told as its result (when they hold every
+    key of the goal), or None."""
     metrics = record.get("result")
-    value = metrics.get(objective or "value") if isinstance(metrics, dict) else None
-    return float(value) if exp._is_number(value) and math.isfinite(value) else None
+    if pruned_as == "skip" or not isinstance(metrics, dict):
+        return None
+    if not goal.multi:
+        (objective, maximize), = goal.objectives
+        value = metrics.get(objective or "value")
+        if not (exp._is_number(value) and math.isfinite(value)):
+            return None
+        return [-value if maximize else float(value)], []
+    vector, slacks, _ = goal.read(metrics)
+    return None if vector is None else (vector, slacks)
 
 
 def _state(opt: _Optimizer) -> dict[str, list]:
-    """The optimiser's knowledge, order-free: told (point, value) pairs and points not to ask."""
-    return {"told": sorted((exp._dumps(x), y) for x, y in zip(opt.Xi, opt.yi)),
+    """The optimiser's knowledge, order-free: told points with their values (objective
+    values and constraint slacks with several) and the points not to ask again."""
+    told = zip(opt.Xi, opt.Y, opt.S) if isinstance(opt, _GoalOptimizer) else zip(opt.Xi, opt.yi)
+    return {"told": sorted(exp._dumps(list(t)) for t in told),
             "evaluated": sorted(exp._dumps(list(k)) for k in opt.evaluated)}
 
 
+def _new_optimizer(dims: list[Any], goal: exp.Goal, **kwargs: Any) -> _Optimizer:
+    if goal.multi:
+        return _GoalOptimizer(dims, n_objectives=len(goal.objectives),
+                              n_constraints=len(goal.constraints), **kwargs)
+    return _Optimizer(dims, **kwargs)
+
+
 def journal_state(space: exp.ParamSpace | str | os.PathLike, journal: str | os.PathLike, *,
-                  objective: str | None = None, maximize: bool = False) -> dict[str, list]:
+                  objective: str | None = None, maximize: bool = False,
+                  objectives: Any = None, constraints: Sequence[str] | None = None
+                  ) -> dict[str, list]:
     """The optimiser state a resume builds from ``journal`` alone (no warm start).
 
     Compare with ``GoptResult.optimizer_state`` of a search that ran, was
-    killed and resumed: they must be equal.
+    killed and resumed: they must be equal. The goal is the one the journal
+    records unless given.
     """
     space = space if isinstance(space, exp.ParamSpace) else exp.ParamSpace(space)
     mapping = _Mapping(space)
-    opt = _Optimizer(mapping.dims)
     header, _, _ = exp._read_lines(Path(journal))
-    pruned_as = (header or {}).get("pruned_as", "last")
+    header = header or {}
+    if objective is not None or maximize or objectives or constraints:
+        goal = _goal(objective, maximize, objectives, constraints or ())
+    else:
+        goal = exp.Goal.of_header(header)
+    opt = _new_optimizer(mapping.dims, goal)
+    pruned_as = header.get("pruned_as", "last")
     for r in exp.read_journal(journal):
         point = mapping.to_point(r.get("params") or {})
-        if point is not None:
-            y = _told_value(r, objective, maximize, pruned_as)
-            opt.mark(point) if y is None else opt.tell(point, y)
+        if point is None:
+            continue
+        told = _told(r, goal, pruned_as)
+        if told is None:
+            opt.mark(point)
+        elif goal.multi:
+            opt.tell(point, vector=told[0], slack=told[1])
+        else:
+            opt.tell(point, told[0][0])
     return _state(opt)
+
+
+def _goal(objective: str | None, maximize: bool, objectives: Any,
+          constraints: Iterable[str]) -> exp.Goal:
+    """The goal of optimize's arguments: ``objective``/``maximize`` for one, or
+    ``objectives`` ({key: "min"|"max"}, [(key, "min"|"max")]) for several."""
+    if not objectives:
+        return exp.Goal.of([(objective, "max" if maximize else "min")], constraints)
+    if objective is not None:
+        raise exp.ExpError("give the objective once: objective=KEY or objectives={...}")
+    if maximize:
+        raise exp.ExpError("maximize is for objective=KEY; give each of objectives its "
+                           "direction ({KEY: 'max'}, or --objective KEY:max)")
+    return exp.Goal.of(objectives, constraints)
 
 
 def _by_id(record: dict[str, Any]) -> int:
     return record["id"]
 
 
-def _result(path: Path, objective: str | None, maximize: bool,
-            completed: bool, seconds: list[float]) -> GoptResult:
-    evaluations = []
+def _given_ref(ref: Any, goal: exp.Goal) -> dict[int, float]:
+    """``ref`` ({key: value} or ["KEY=VALUE"]) as {objective index: minimised value}."""
+    if not ref:
+        return {}
+    if len(goal.objectives) < 2:
+        raise exp.ExpError("--ref sets the hypervolume's reference point, which only "
+                           "several objectives have")
+    return exp._ref_values(ref, goal.objectives)
+
+
+def _resumed_goal(journal: exp._Journal, goal: exp.Goal, named: bool, hint: str) -> exp.Goal:
+    """The goal of a resumed search: the journal's when none is named; a goal named that
+    differs from a journal's several objectives is another search."""
+    if not journal.has_runs:
+        return goal
+    recorded = exp.Goal.of_header(journal.header)
+    if not named:
+        return recorded
+    if recorded != goal and (recorded.multi or goal.multi):
+        raise exp.ExpError(f"{journal.path} is a search to {recorded.describe()}, not to "
+                           f"{goal.describe()}: {hint}")
+    return goal
+
+
+def _tell(opt: _Optimizer, point: list[Any], told: Sequence[list[float]]) -> None:
+    """Tell a point's (objective values, constraint slacks) as the optimiser takes them."""
+    vector, slacks = told
+    if isinstance(opt, _GoalOptimizer):
+        opt.tell(point, vector=vector, slack=slacks)
+    else:
+        opt.tell(point, vector[0])
+
+
+def _result(path: Path, goal: exp.Goal, completed: bool, seconds: list[float],
+            given_ref: dict[int, float] | None = None) -> GoptResult:
+    objective, maximize = goal.objectives[0]
+    evaluations, vectors = [], []
     for r in exp.read_journal(path):
-        value = None
-        if r["status"] == "ok":
+        value = values = feasible = None
+        if r["status"] == "ok" and goal.multi:
+            vector, slacks, _ = goal.read(r.get("result"))
+            if vector is not None:
+                values = {k: (-v if m else v) for (k, m), v in zip(goal.objectives, vector)}
+                value, feasible = values[objective], all(x <= 0 for x in slacks)
+                vectors.append((vector, feasible, len(evaluations)))
+        elif r["status"] == "ok":
             value, _ = _objective_value(r.get("result"), objective)
         error = (r.get("error") or "").strip().splitlines()
         evaluations.append(Evaluation(r["id"], r.get("params") or {}, r["status"], value,
-                                      r.get("seconds"), error[-1] if error else None))
+                                      r.get("seconds"), error[-1] if error else None,
+                                      values, feasible))
     result = GoptResult(None, None, evaluations, completed, list(seconds), path,
-                        maximize=maximize)
-    best = result.top(1)
+                        maximize=maximize, objectives=list(goal.objectives),
+                        constraints=[exp._constraint_text(*c) for c in goal.constraints])
+    if goal.multi:
+        _front_of(result, vectors, goal, given_ref or {})
+    best = result.pareto[:1] if goal.multi else result.top(1)
     if best:
         result.x, result.fun = dict(best[0].params), best[0].value
     return result
+
+
+def _front_of(result: GoptResult, vectors: list[tuple[list[float], bool, int]],
+              goal: exp.Goal, given_ref: dict[int, float]) -> None:
+    """Fill in the result's Pareto front, hypervolume and reference point."""
+    feasible = [(v, i) for v, ok, i in vectors if ok]
+    on_front = [feasible[j] for j in exp.pareto_front([v for v, _ in feasible])]
+    on_front.sort(key=lambda f: (f[0], result.evaluations[f[1]].id))
+    result.pareto = [result.evaluations[i] for _, i in on_front]
+    if not vectors:
+        return
+    ref = exp.reference_point([max(col) for col in zip(*(v for v, _, _ in vectors))],
+                              [min(col) for col in zip(*(v for v, _, _ in vectors))], given_ref)
+    result.reference = {k or "value": (-r if m else r) for (k, m), r in zip(goal.objectives, ref)}
+    result.hypervolume = exp.hypervolume([v for v, _ in on_front], ref)
 
 
 def _report(result: GoptResult) -> str:
@@ -994,13 +1335,51 @@ def _report(result: GoptResult) -> str:
         run_s = sum(e.seconds or 0.0 for e in result.evaluations)
         lines.append(f"optimiser: {len(s)} suggestion(s), {sum(s):.2f}s in all, "
                      f"{sum(s) / len(s):.3f}s each (runs: {run_s:.2f}s of run time in all)")
-    if result.x is None:
+    if len(result.objectives) > 1 or result.constraints:
+        lines += _front_lines(result)
+    elif result.x is None:
         lines.append("no usable result yet")
         return "\n".join(lines)
-    lines.append(f"best: {result.fun:.6g} {exp._dumps(result.x)}")
+    else:
+        lines.append(f"best: {result.fun:.6g} {exp._dumps(result.x)}")
     if result.plots:
         lines.append("plots: " + ", ".join(str(p) for p in result.plots))
     return "\n".join(lines)
+
+
+#: Rows of the front the summary prints (exp results --pareto prints all).
+_FRONT_ROWS = 20
+
+
+def _front_lines(result: GoptResult) -> list[str]:
+    """The summary of a search with several objectives or constraints: the front, sorted
+    by the first objective, its hypervolume and reference point."""
+    goal = exp.Goal(result.objectives, [exp.parse_constraint(c) for c in result.constraints])
+    usable = [e for e in result.evaluations if e.values is not None]
+    feasible = sum(bool(e.feasible) for e in usable)
+    lines = [f"goal: {goal.describe()}"]
+    if not usable:
+        return lines + ["no usable result yet"]
+    if not result.pareto:
+        return lines + [f"no feasible result yet: none of {len(usable)} usable evaluation(s) "
+                        "meets every constraint"]
+    ref = ", ".join(f"{k}={exp._num(v)}" for k, v in result.reference.items())
+    what = "pareto front" if len(goal.objectives) > 1 else "best"
+    lines.append(f"{what}: {len(result.pareto)} of {feasible} feasible evaluation(s) "
+                 f"({len(usable)} usable); hypervolume {exp._num(result.hypervolume)} "
+                 f"(reference point {ref})")
+    keys = [k or "value" for k, _ in goal.objectives]
+    rows = [{"id": e.id, **e.values, **{f"param.{k}": v for k, v in e.params.items()}}
+            for e in result.pareto[:_FRONT_ROWS]]
+    columns = ["id", *keys, *dict.fromkeys(c for r in rows for c in r if c.startswith("param."))]
+    for r in rows:
+        r.update({c[6:]: r[c] for c in columns if c.startswith("param.") and c[6:] not in keys})
+    columns = [c[6:] if c.startswith("param.") and c[6:] not in keys else c for c in columns]
+    lines.append(exp.Table(columns, rows, {}, {}, len(rows), False, []).format("table"))
+    if len(result.pareto) > _FRONT_ROWS:
+        lines.append(f"… {len(result.pareto) - _FRONT_ROWS} more (exp results "
+                     f"{result.journal} --pareto shows every one)")
+    return lines
 
 
 # ─── plots ───────────────────────────────────────────────────────────────────
@@ -1056,11 +1435,24 @@ def _draw_convergence(ax: Any, history: list[tuple[int, float]], maximize: bool,
         ax.legend(loc="best")
 
 
+def _draw_hypervolume(ax: Any, history: list[tuple[int, float]]) -> None:
+    """The front's hypervolume against usable evaluations (each against the reference
+    point of its time: the point moves as worse values are seen)."""
+    ax.clear()
+    n, volume = zip(*history) if history else ((), ())
+    ax.plot(n, volume, "-", color="C0", lw=2, drawstyle="steps-post")
+    ax.set_xlabel("usable evaluation")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel("hypervolume of the front (higher is better)")
+    ax.set_title("Convergence: the hypervolume of the Pareto front")
+    ax.grid(alpha=0.3)
+
+
 class _LivePlot:
     """The convergence plot, redrawn every few seconds while the search runs."""
 
-    def __init__(self, path: Path, metric: str | None = None):
-        self.path, self.metric = path, metric
+    def __init__(self, path: Path, metric: str | None = None, *, multi: bool = False):
+        self.path, self.metric, self.multi = path, metric, multi
         self._last = 0.0
         self._plt = _pyplot()
         self._fig, self._ax = self._plt.subplots(figsize=(6.4, 4.2))
@@ -1075,7 +1467,10 @@ class _LivePlot:
         if not force and now - self._last < _PLOT_EVERY:
             return
         self._last = now
-        _draw_convergence(self._ax, history, maximize, self.metric)
+        if self.multi:
+            _draw_hypervolume(self._ax, history)
+        else:
+            _draw_convergence(self._ax, history, maximize, self.metric)
         self._fig.tight_layout()
         _save(self._fig, self.path)
         if self._live:
@@ -1096,30 +1491,107 @@ def _axis(ax: Any, dim: Any, which: str = "x") -> None:
         getattr(ax, f"set_{which}ticklabels")([str(c) for c in dim.categories])
 
 
-def _final_plots(opt: _Optimizer, out: Path, name: str, *, maximize: bool = False,
-                 metric: str | None = None) -> list[Path]:
+def _final_plots(opt: _Optimizer, out: Path, name: str, goal: exp.Goal,
+                 result: GoptResult | None = None) -> list[Path]:
     """The model's partial dependence (NAME_objective.png) and the evaluations
-    (NAME_evaluations.png), in the metric's own sign and name."""
+    (NAME_evaluations.png), in the metric's own sign and name; with several
+    objectives, the front (NAME_pareto.png) and a dependence plot of each
+    objective (NAME_objective_KEY.png)."""
     if len(opt.yi) < 2:
         return []
     plt = _pyplot()
-    X = opt.space.transform(opt.Xi)
-    if opt.surrogate in ("GP", "random"):
-        model = _GP(opt.space, 0).fit(X, np.asarray(opt.yi)).est
-    else:
-        model = cook_estimator(opt.surrogate, space=opt.space, random_state=0)
-        model.fit(X, opt.yi)
     paths = []
-    for kind, draw in (("objective", _plot_dependence), ("evaluations", _plot_evaluations)):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fig = draw(plt, opt, model, maximize, metric)
-            paths.append(_save(fig, out / f"{name}_{kind}.png"))
-            plt.close(fig)
-        except Exception as e:  # noqa: BLE001 - a plot must not lose a finished search
-            exp._log().warning("cannot draw the %s plot: %s", kind, e)
+    if isinstance(opt, _GoalOptimizer) and result is not None and len(goal.objectives) > 1:
+        paths += _drawn(plt, lambda: _plot_pareto(plt, result), out / f"{name}_pareto.png")
+    views = [(opt, "", goal.objectives[0])] if not isinstance(opt, _GoalOptimizer) else [
+        (_one_objective(opt, j), f"_{k}" if len(goal.objectives) > 1 else "", (k, m))
+        for j, (k, m) in enumerate(goal.objectives)]
+    for j, (view, suffix, (metric, maximize)) in enumerate(views):
+        X = view.space.transform(view.Xi)
+        if view.surrogate in ("GP", "random"):
+            model = _GP(view.space, 0).fit(X, np.asarray(view.yi)).est
+        else:
+            model = cook_estimator(view.surrogate, space=view.space, random_state=0)
+            model.fit(X, view.yi)
+        kinds = [("objective", _plot_dependence)] + ([("evaluations", _plot_evaluations)]
+                                                     if j == 0 else [])
+        for kind, draw in kinds:
+            paths += _drawn(plt, lambda: draw(plt, view, model, maximize, metric),
+                            out / f"{name}_{kind}{suffix if kind == 'objective' else ''}.png")
     return paths
+
+
+def _drawn(plt: Any, draw: Callable[[], Any], path: Path) -> list[Path]:
+    """[path] of a figure drawn and saved, or [] with a warning: a plot must not lose a
+    finished search."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig = draw()
+        saved = _save(fig, path)
+        plt.close(fig)
+        return [saved]
+    except Exception as e:  # noqa: BLE001
+        exp._log().warning("cannot draw %s: %s", path.name, e)
+        return []
+
+
+def _one_objective(opt: _GoalOptimizer, j: int) -> _Optimizer:
+    """A one-objective view of a search (the points told, the j-th objective's values),
+    for the plots of that objective."""
+    view = _Optimizer.__new__(_Optimizer)
+    view.__dict__.update(opt.__dict__)
+    view.yi = [y[j] for y in opt.Y]
+    return view
+
+
+def _plot_pareto(plt: Any, result: GoptResult) -> Any:
+    """Every usable evaluation in objective space, the feasible front drawn as steps
+    (two objectives) or marked in each pair of objectives (three or more); infeasible
+    evaluations grey crosses."""
+    keys = [k or "value" for k, _ in result.objectives]
+    signs = {k: m for k, (_, m) in zip(keys, result.objectives)}
+    usable = [e for e in result.evaluations if e.values is not None]
+    on_front = {e.id for e in result.pareto}
+    pairs = list(itertools.combinations(range(len(keys)), 2))
+    cols = min(3, len(pairs))
+    rows = math.ceil(len(pairs) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 4.6 * rows), squeeze=False)
+    for ax in axes.flat[len(pairs):]:
+        ax.axis("off")
+    order = {e.id: n for n, e in enumerate(usable)}
+    for ax, (a, b) in zip(axes.flat, pairs):
+        ka, kb = keys[a], keys[b]
+        feasible = [e for e in usable if e.feasible is not False]
+        infeasible = [e for e in usable if e.feasible is False]
+        if infeasible:
+            ax.scatter([e.values[ka] for e in infeasible], [e.values[kb] for e in infeasible],
+                       marker="x", color="0.65", s=22, label="infeasible")
+        points = ax.scatter([e.values[ka] for e in feasible], [e.values[kb] for e in feasible],
+                            c=[order[e.id] for e in feasible], cmap="viridis", s=18,
+                            alpha=0.8, label="feasible")
+        front = sorted((e for e in feasible if e.id in on_front), key=lambda e: e.values[ka],
+                       reverse=signs[ka])
+        fx, fy = [e.values[ka] for e in front], [e.values[kb] for e in front]
+        if len(keys) == 2 and front:
+            ref = result.reference
+            sx = [fx[0], *fx, ref.get(ka, fx[-1])]
+            sy = [ref.get(kb, fy[0]), *fy, fy[-1]]
+            ax.plot(sx, sy, drawstyle="steps-post", color="C3", lw=1.5)
+            ax.fill_between(sx, sy, ref.get(kb, fy[0]), step="post", color="C3", alpha=0.07,
+                            lw=0, label="dominated (the hypervolume)")
+            ax.plot([ref[ka]], [ref[kb]], marker="+", color="0.3", ms=10, ls="none",
+                    label="reference point")
+        ax.scatter(fx, fy, facecolors="none", edgecolors="C3", s=70, lw=1.5,
+                   label=f"Pareto front ({len(front)})" if len(keys) == 2 else "on the front")
+        ax.set_xlabel(_label(ka, signs[ka]))
+        ax.set_ylabel(_label(kb, signs[kb]))
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    fig.colorbar(points, ax=axes.ravel().tolist(), label="evaluation", shrink=0.8)
+    hv = "" if result.hypervolume is None else f", hypervolume {exp._num(result.hypervolume)}"
+    fig.suptitle(f"Pareto front: {len(result.pareto)} of {len(usable)} usable evaluations{hv}")
+    return fig
 
 
 def _grid_axes(plt: Any, n: int, title: str) -> tuple[Any, Any]:
@@ -1260,23 +1732,32 @@ def _plot_evaluations(plt: Any, opt: _Optimizer, model: Any, maximize: bool,
 
 
 def plot_journal(path: str | os.PathLike, *, objective: str | None = None,
-                 maximize: bool = False) -> list[str]:
+                 maximize: bool = False, objectives: Any = None,
+                 constraints: Sequence[str] | None = None) -> list[str]:
     """Draw a journal's figures beside it as PNGs; their paths.
 
     ``NAME_convergence.png`` (a search: the best so far), ``NAME_slices.png`` (the
     metric against each parameter that varies, a point per run and the mean per
-    value) and, when runs reported, ``NAME_curves.png`` (learning curves).
+    value), when runs reported ``NAME_curves.png`` (learning curves), and with
+    several objectives (given, or those the search recorded) ``NAME_pareto.png``.
     """
     path = Path(path)
     experiment = exp._open_experiment(path)
     header = experiment.header
+    goal = exp.Goal.of_header(header)
+    if objectives:
+        goal = exp.Goal.of(objectives, goal.constraints if constraints is None else constraints)
     if objective is None:
-        objective = header.get("objective")
-        maximize = maximize or bool(header.get("maximize"))
+        objective, maximize = goal.objectives[0][0], maximize or goal.objectives[0][1]
     records = [r for _, r in experiment.records()]
     stem = path.name.removesuffix(".jsonl")
     plt = _pyplot()
     pngs = []
+    if len(goal.objectives) > 1:
+        front = _result(path, goal, True, [])
+        if front.pareto:
+            pngs += _drawn(plt, lambda: _plot_pareto(plt, front),
+                           path.with_name(f"{stem}_pareto.png"))
     usable = [(r, v) for r in records if r["status"] == "ok"
               and (v := _value_or_none(r.get("result"), objective)) is not None]
     if header.get("command") == "gopt" and usable:
@@ -1419,11 +1900,17 @@ def _plot_curves(plt: Any, reports: list[dict], records: list[dict], metric: str
 def main(args: argparse.Namespace) -> int:
     """``exp gopt``: parsed by ``exp.main``; 0 when every run was ok, else 1."""
     gpus = exp._gpus_arg(args)
+    found = exp.objectives_of(args.objective, args.maximize)
+    (objective, maximize), objectives = found[0], None
+    if len(found) > 1:
+        objective, maximize = None, False
+        objectives = [(k, "max" if m else "min") for k, m in found]
     result = optimize(
         args.params, args.module, n=args.n, workers=args.workers, surrogate=args.surrogate,
         acquisition=args.acquisition, kappa=args.kappa, xi=args.xi, n_initial=args.n_initial,
-        initial=args.initial, sync=args.sync, liar=args.liar, objective=args.objective,
-        maximize=args.maximize, warm_start=args.warm_start, plot=args.plot, gpus=gpus,
+        initial=args.initial, sync=args.sync, liar=args.liar, objective=objective,
+        maximize=maximize, objectives=objectives, constraints=args.constraint, ref=args.ref,
+        warm_start=args.warm_start, plot=args.plot, gpus=gpus,
         per_gpu=args.per_gpu, gpus_per_run=args.gpus_per_run, timeout=args.timeout,
         out=args.out, name=args.name, seed=args.seed, fresh=args.fresh,
         retry_failed=args.retry_failed, cancel=args.cancel, quiet=args.quiet,

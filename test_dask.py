@@ -237,6 +237,23 @@ def test_gopt_on_cluster_reaches_n(tmp_path, cluster):
 
 
 @pytest.mark.timeout(120)
+def test_gopt_of_several_objectives_on_cluster(tmp_path, cluster):
+    exp_gopt = pytest.importorskip("exp_gopt", reason="the gopt extra is not installed")
+    write(tmp_path / "s.toml", '[x]\ntype = "range"\nbounds = [0, 1]\n'
+                               '[y]\ntype = "range"\nbounds = [0, 1]\n')
+    write(tmp_path / "two.py", "def run(x, y):\n"
+                               "    return {'a': x, 'b': (1 - x) ** 2 + y, 'size': 10 * y}\n")
+    result = exp_gopt.optimize(tmp_path / "s.toml", str(tmp_path / "two.py"), n=12, seed=3,
+                               out=tmp_path, cluster=cluster, quiet=True,
+                               objectives={"a": "min", "b": "min"}, constraints=["size <= 5"])
+    records = exp.read_journal(tmp_path / "s-gopt.jsonl")
+    assert sorted(r["id"] for r in records) == list(range(12))
+    assert all(r["worker"].startswith("tcp://127.0.0.1:") for r in records)
+    assert result.pareto and all(e.feasible for e in result.pareto)
+    assert result.hypervolume > 0
+
+
+@pytest.mark.timeout(120)
 def test_tls_scheduler_with_cluster_security_file(tmp_path):
     """A tls:// scheduler; exp reads its client certificate settings from --cluster-security."""
     import shutil

@@ -403,8 +403,8 @@ def test_warm_start_from_a_grid_journal(tmp_path):
                      "-q", "--workers", "2"]) == 0
     grid_journal = tmp_path / "out" / "grid.jsonl"
     mapping = exp_gopt._Mapping(exp.ParamSpace(_float_space(tmp_path)))
-    warm = exp_gopt._warm_points([grid_journal], mapping, None, False)
-    assert sorted(p[0] for p, _ in warm) == [-8, -4, 0, 4, 8]  # only points inside the space
+    warm = exp_gopt._warm_points([grid_journal], mapping, exp.Goal([(None, False)]))
+    assert sorted(p[0] for p, _, _ in warm) == [-8, -4, 0, 4, 8]  # only points inside the space
     res = exp_gopt.optimize(_float_space(tmp_path), str(module), n=4, workers=1, seed=0,
                             warm_start=[grid_journal], out=tmp_path / "out", quiet=True)
     # The grid already holds x = 0; no initial design, the model goes around it.
