@@ -6065,8 +6065,9 @@ def _row_goal(row: dict, goal: Goal, grouped: bool) -> tuple[list[float] | None,
 def _front_text(path: Path, front: Front) -> str:
     """What exp results --pareto prints above and in the table."""
     ref = ", ".join(f"{k}={_num(v)}" for k, v in front.reference.items())
+    what = "configuration(s)" if front.table.grouped else "run(s)"
     lines = [f"{path}: pareto front of {front.goal.describe()}",
-             f"{len(front.table.rows)} non-dominated of {front.feasible} feasible run(s) "
+             f"{len(front.table.rows)} non-dominated of {front.feasible} feasible {what} "
              f"({front.usable} usable); hypervolume {_num(front.hypervolume)} "
              f"(reference point {ref})",
              front.table.format("table") if front.table.rows else "(no feasible run yet)"]
