@@ -2259,7 +2259,7 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
     """
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _ENDING_SIGNALS)  # held while we started
     if gpu is not None:  # before the user's module can import CUDA
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     if report_to is not None:  # where exp.report finds the driver, in any process of a run
@@ -2413,19 +2413,24 @@ class _Outcome:
 _STATE_SIZE = 16
 
 
+#: Signals that end the driver (Ctrl-C, and SIGTERM/SIGHUP through _interruptible).
+_ENDING_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
 class _SigintHeld:
-    """SIGINT held off in this thread while a worker is started and registered.
+    """SIGINT, SIGTERM and SIGHUP held off in this thread while a worker is started
+    and registered.
 
     A Ctrl-C that reached a new worker before it could ignore SIGINT would kill
     it mid-import: it starts with SIGINT blocked (the mask survives exec),
-    ignores it, then unblocks. And one delivered to the driver mid-start would
-    leave a worker the pool does not know of: it comes when the block ends.
+    ignores it, then unblocks. And a signal delivered to the driver mid-start
+    would leave a worker the pool does not know of: it comes when the block ends.
     """
 
     def __enter__(self) -> None:
         self._mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
         try:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
         except BaseException:  # a Ctrl-C already pending, raised just after the block
             signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
             raise
@@ -3321,8 +3326,9 @@ class _DaskPool:
         # The client's own account of a lost scheduler ("Failed to reconnect ...") would
         # come before exp's one line; quiet while exp owns the client, restored on close.
         import logging
-        self._log_level = logging.getLogger("distributed.client").level
-        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+        self._log_levels = {name: logging.getLogger(name).level for name in _DASK_QUIET}
+        for name in _DASK_QUIET:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         if self.runnable.file:
             self.client.upload_file(self.runnable.file, load=False)
         threads = sum(self.client.nthreads().values())
@@ -3564,7 +3570,13 @@ class _DaskPool:
             except Exception:  # noqa: BLE001
                 pass
             import logging
-            logging.getLogger("distributed.client").setLevel(self._log_level)
+            for name, level in self._log_levels.items():
+                logging.getLogger(name).setLevel(level)
+
+
+#: Dask's loggers that tell of a lost scheduler with a traceback ("Batched Comm
+#: Closed", "Failed to reconnect") before exp's one line: quiet while exp owns a client.
+_DASK_QUIET = ("distributed.client", "distributed.batched")
 
 
 def _default_security() -> Any:
