@@ -1697,20 +1697,28 @@ def _move_aside(path: Path) -> Path:
 # copies of exp in the process share (a module in sys.modules) and go as one
 # datagram with the next call, so a call costs microseconds and never waits
 # for the driver. A stop decision comes back as a datagram to the process's own
-# socket and is seen at its next call.
+# socket and is seen at its next call. Where the scheduler may decide on a report
+# (early stopping on, from its first step: EXP_VERDICT_FROM), the call waits for
+# the verdict, go on or stop, for up to VERDICT_WAIT: a run told to stop at this
+# step stops now, not an epoch later. A driver too busy to answer in time costs
+# the run that wait at most; the stop then comes with the next call.
 
-_REPORT_TO, _RUN_ENV = "EXP_REPORT_TO", "EXP_RUN"
+_REPORT_TO, _RUN_ENV, _VERDICT_FROM = "EXP_REPORT_TO", "EXP_RUN", "EXP_VERDICT_FROM"
 _REPORT_BATCH = 256  # reports in one datagram at most
-_MSG_REPORTS, _MSG_STOP = b"R", b"S"
+_MSG_REPORTS, _MSG_STOP, _MSG_GO = b"R", b"S", b"G"
+#: Seconds a report waits for the scheduler's verdict on it (the round trip is ~0.1 ms).
+VERDICT_WAIT = 0.05
 
 
 def report(step: float, value: float | None = None, **metrics: float) -> None:
     """Record a run's metrics at ``step`` (an epoch, a number of samples ...).
 
     Inside a run of exp the report goes to the driver, which journals it and
-    lets the early-stopping scheduler decide; once it has stopped this run on
-    an earlier report, this call raises ``Pruned`` (and records nothing). Outside exp it does nothing, so the same
-    training script runs alone. ``value`` is the metric named "value".
+    lets the early-stopping scheduler decide: when it stops the run on this
+    report, this call raises ``Pruned`` (the report is recorded); once it has
+    stopped the run on an earlier one, the call raises ``Pruned`` and records
+    nothing. Outside exp it does nothing, so the same training script runs
+    alone. ``value`` is the metric named "value".
     """
     env = os.environ.get(_RUN_ENV)
     if env is None:
@@ -1739,8 +1747,11 @@ def report(step: float, value: float | None = None, **metrics: float) -> None:
         if not _is_number(x):
             raise ReportError(f"exp.report: metric {name!r} must be a number, got {x!r}")
     state.last = step
-    state.buffer.append((env, step, metrics, time.time()))
-    _send_reports(state)
+    ask = state.verdict_from is not None and step >= state.verdict_from
+    state.buffer.append((env, step, metrics, time.time(), 1) if ask
+                        else (env, step, metrics, time.time()))
+    if _send_reports(state) and ask and _verdict(state, env):
+        raise Pruned(f"stopped by exp's scheduler at step {step!r}")
 
 
 def should_stop() -> bool:
@@ -1770,6 +1781,8 @@ def _report_state(env: str) -> Any:
         state.pid, state.address, state.buffer = os.getpid(), address, []
         state.token, state.last = None, None  # the run reporting here, its last step
         state.stop, state.dead = None, False  # stop: the run told to stop
+        verdict_from = os.environ.get(_VERDICT_FROM)
+        state.verdict_from = float(verdict_from) if verdict_from else None
         state.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         state.sock.bind(_own_address())
         state.sock.setblocking(False)
@@ -1819,12 +1832,29 @@ def _send_reports(state: Any, wait: float = 0.0) -> bool:
 
 def _stopped(state: Any, env: str) -> bool:
     while state.poll.poll(0):
-        try:
-            msg = state.sock.recv(4096)
-        except OSError:
+        _heard(state, env)
+    return state.stop == env
+
+
+def _heard(state: Any, env: str) -> bool:
+    """Read one message from the driver; True if it is the verdict on this run's report."""
+    try:
+        msg = state.sock.recv(4096)
+    except OSError:
+        return False
+    token = msg[1:].decode()
+    if msg[:1] == _MSG_STOP:
+        state.stop = token
+    return token == env and msg[:1] in (_MSG_STOP, _MSG_GO)
+
+
+def _verdict(state: Any, env: str) -> bool:
+    """Wait (up to VERDICT_WAIT) for the scheduler's verdict on the report just sent;
+    True: stop. A verdict that comes later is read by the next call."""
+    deadline = time.monotonic() + VERDICT_WAIT
+    while (left := deadline - time.monotonic()) > 0:
+        if state.poll.poll(max(1, int(left * 1000))) and _heard(state, env):
             break
-        if msg[:1] == _MSG_STOP:
-            state.stop = msg[1:].decode()
     return state.stop == env
 
 
@@ -2244,6 +2274,7 @@ _SEND_EVERY = 0.005
 def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | None, logs: str,
                  runnable_hash: str, state: Any = None, names: Iterable[str] | None = None,
                  permits: int | None = None, report_to: str | None = None,
+                 verdict_from: float | None = None,
                  session: str = "") -> None:
     """Run the tasks the driver sends, in order, reporting each as it ends.
 
@@ -2264,6 +2295,8 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     if report_to is not None:  # where exp.report finds the driver, in any process of a run
         os.environ[_REPORT_TO] = report_to
+    if verdict_from is not None:  # reports from this step on wait for the scheduler's verdict
+        os.environ[_VERDICT_FROM] = repr(float(verdict_from))
     capture = _Capture(Path(logs), worker)  # paths resolved before the user's code runs
     try:
         func = load_runnable(runnable)
@@ -2637,7 +2670,8 @@ class _LocalPool:
                     "logs": str(self.logs), "runnable_hash": self.runnable_hash,
                     "names": self.names}
         if self.reports is not None:
-            settings.update(report_to=self.reports.address, session=self.reports.session)
+            settings.update(report_to=self.reports.address, session=self.reports.session,
+                            verdict_from=self.reports.verdict_from())
         with _SigintHeld():
             self.workers[i] = _Worker(i, self.slots[i],
                                       _Process(settings, shared_state=True, permits=True))
@@ -4030,16 +4064,20 @@ class _Reports:
                 keep.append(([r for r in batch if _token_key(r[0]) not in only], source))
         self.held = keep
 
-    def _reply(self, address: Any, token: str) -> None:
+    def _reply(self, address: Any, token: str, kind: bytes = _MSG_STOP) -> None:
         try:
-            self.sock.sendto(_MSG_STOP + token.encode(), address)
+            self.sock.sendto(kind + token.encode(), address)
         except OSError:
             pass  # that process has gone
 
     def handle(self, batch: list, source: Any) -> None:
         """Reports ``[token, step, metrics, time]`` of runs, from ``source`` (where
         ``send_stop`` reaches the process that sent them)."""
-        for token, step, metrics, when in batch:
+        asked: set[str] = set()  # tokens whose reports wait for a verdict
+        for entry in batch:
+            token, step, metrics, when = entry[:4]
+            if len(entry) > 4:
+                asked.add(token)
             attempt = self.attempts.get(token)
             if attempt is None:
                 try:
@@ -4080,6 +4118,15 @@ class _Reports:
                     attempt.deadline = time.monotonic() + self.grace
                     for where in attempt.sources:
                         self.send_stop(where, token)
+        for token in asked:  # a stop has gone already; the others go on
+            attempt = self.attempts.get(token)
+            if attempt is None or attempt.stop is None:
+                self._reply(source, token, _MSG_GO)
+
+    def verdict_from(self) -> float | None:
+        """The first step the scheduler may stop a run at (reports from it on wait for
+        a verdict); None without a scheduler."""
+        return self.pruner.min_step if self.pruner is not None else None
 
     def ended(self, outcome: _Outcome) -> None:
         """A run ended: the pruner learns it; if it reported, its record says what."""
@@ -4204,6 +4251,7 @@ def _drive(pool: Any, source: Any, journal: _Journal, progress: _Progress, repor
         for outcome in outcomes:
             reports.ended(outcome)
             journal.add(outcome)
+        reports.release()  # the reports of runs still going, told after the ends before them
         journal.flush()  # once per wake-up; what is not flushed is rerun on resume
         for outcome in outcomes:  # every journaled run is told and counted, then --cancel
             source.tell(outcome)
@@ -4568,7 +4616,7 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
                    objective: str | None = None, maximize: bool = False,
                    min_step: float = 1, max_step: float | None = None, eta: int = 3,
                    prune_grace: float = 60.0, assume: dict[str, Any] | None = None,
-                   records: bool = True) -> Records:
+                   records: bool = True, report: bool = False) -> Records:
     """Run every configuration of ``space`` (``runs`` times) and return the records.
 
     Results go to ``OUT/NAME.jsonl`` as each run ends; calling again with the
@@ -4585,8 +4633,12 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
     value of a parameter new to the space the earlier runs had. With
     ``records=False`` the records are not read back (an experiment of millions
     of runs: read it with ``results`` or ``dataframe``); ``complete`` still says.
+    ``report``: write the HTML report (``NAME.html``, gopt extra) at the end, and
+    when interrupted.
     """
     with _interruptible():  # SIGTERM and SIGHUP too, from the first line on
+        if report:
+            _gopt_module()  # the extra is there, or say so before any run
         if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
             raise ExpError(f"runs must be >= 1, got {runs}")
         _check_timeout(timeout)
@@ -4596,7 +4648,9 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
                          gpus_per_run=gpus_per_run, out=out, name=name, seed=seed, cluster=cluster,
                          scheduler_file=scheduler_file, cluster_security=cluster_security,
                          gpu_max_util=gpu_max_util, gpu_max_mem=gpu_max_mem)
-        journal, grid = _open_grid(setup, runs=runs, fresh=fresh, assume=assume)
+        journal, grid = _open_grid(setup, runs=runs, fresh=fresh, assume=assume,
+                                   goal={"objective": objective, "maximize": maximize}
+                                   if objective is not None else {})
         tables = _Tables(setup, grid, objective=objective, maximize=maximize)
         completed, progress = False, None
         try:
@@ -4607,21 +4661,25 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
                 progress_every=progress_every, pruning=pruning)
         except BaseException:
             _finish(setup, journal, None, tables, quiet=True, failed=True)
+            if report:
+                _report_after(journal, quiet)
             raise
-        records = _finish(setup, journal, progress, tables, quiet=quiet, want=records)
+        records = _finish(setup, journal, progress, tables, quiet=quiet, want=records,
+                          report=report)
         records.complete = completed and tables.complete(config_ids)
         return records
 
 
-def _open_grid(setup: _Setup, *, runs: int, fresh: bool,
-               assume: dict[str, Any] | None) -> tuple[_Journal, _GridIndex]:
-    """The grid experiment's journal (its random values from the recorded seed)."""
+def _open_grid(setup: _Setup, *, runs: int, fresh: bool, assume: dict[str, Any] | None,
+               goal: dict[str, Any] | None = None) -> tuple[_Journal, _GridIndex]:
+    """The grid experiment's journal (its random values from the recorded seed; the
+    objective, when one is named, for exp results and exp report to rank by)."""
     space = setup.space
     drawn = space.seed is None and any(s["type"] == "random" for s in space.params.values())
     if drawn:  # recorded in the journal; a resume without --seed takes the recorded one
         import random
         space.seed = random.SystemRandom().randrange(2 ** 32)
-    header = _header("run", setup, seed=space.seed, runs=runs)
+    header = _header("run", setup, seed=space.seed, runs=runs, **(goal or {}))
     journal = _Journal(setup.journal_path, header, fresh=fresh,
                        inherit=("seed",) if drawn else (), grow=True, assume=assume)
     space.seed = journal.header.get("seed", space.seed)
@@ -4788,7 +4846,7 @@ def _grid_csv(journal: Path, path: Path, grid: _GridIndex, current: str) -> Path
 def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None,
             tables: _Tables | None, *, quiet: bool, failed: bool = False,
             objective: str | None = None, maximize: bool = False,
-            want: bool = True, rank: bool = True) -> Records:
+            want: bool = True, rank: bool = True, report: bool = False) -> Records:
     """Close the journal, put the CSV in place, print the summary; the records.
 
     ``failed``: the call is ending on an exception (Ctrl-C included): a journal no
@@ -4796,7 +4854,7 @@ def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None,
     the next run. Without ``tables`` (gopt), the summary and CSV come from the
     journal (ranked by ``objective``, unless not ``rank``). ``want``: read the
     records back (a grid's are read only when wanted: the command line does not,
-    at any size).
+    at any size). ``report``: write the HTML report beside the journal.
     """
     journal.close()
     if failed and journal.discard():  # it failed before any run ended: nothing to keep
@@ -4834,8 +4892,9 @@ def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None,
                 summary.add((r["id"], r["run"]), _CODE[r["status"].encode()], r)
     records.journal = journal.path
     if not quiet:
+        report_path = _report_after(journal, quiet=True) if report else None
         text = summary.text(varying=_varying(setup.space) if tables is not None else None,
-                            progress=progress, journal=setup.journal_path)
+                            progress=progress, journal=setup.journal_path, report=report_path)
         if progress is not None and not progress.total:
             text = ("nothing to run: every run is already in the journal (--retry-failed reruns "
                     "those not ok, --fresh starts over, --name starts another)\n" + text)
@@ -5254,7 +5313,8 @@ class _Summary:
         return [(e[0] if self.maximize else -e[0], e[3], e[4], e[5]) for e in live[:self.top]]
 
     def text(self, *, varying: Iterable[str] | None = None, progress: _Progress | None = None,
-             journal: Path | None = None, table: Path | None = None) -> str:
+             journal: Path | None = None, table: Path | None = None,
+             report: Path | None = None) -> str:
         counts = self.counts()
         total = sum(counts.values())
         lines = [f"{total} run(s): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
@@ -5295,8 +5355,24 @@ class _Summary:
             table = table or journal.with_name(stem + ".csv")
             lines.append(f"journal {journal}"
                          + (f", table {table}" if Path(table).exists() else "")
-                         + (f", logs {logs}/" if logs.is_dir() else ""))
+                         + (f", logs {logs}/" if logs.is_dir() else "")
+                         + (f", report {report}" if report else ""))
         return "\n".join(lines)
+
+
+def _report_after(journal: _Journal, quiet: bool) -> Path | None:
+    """Write the HTML report of a journal that has runs (--report); its path, or None
+    with a warning: a report that cannot be drawn must not lose the experiment."""
+    if not journal.path.exists():
+        return None
+    try:
+        path = _gopt_module().report(journal.path)
+    except Exception as e:  # noqa: BLE001
+        _log().warning("cannot write the report: %s", e)
+        return None
+    if not quiet:
+        print(f"report {path}", file=sys.stderr)
+    return path
 
 
 def summarize(records: Iterable[dict[str, Any]], *, journal: str | os.PathLike | None = None,
@@ -6140,6 +6216,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     e.add_argument("--eta", type=int, default=3, help="ASHA/hyperband reduction factor (default 3)")
     e.add_argument("--prune-grace", type=float, default=60.0, metavar="SECONDS",
                    help="kill a stopped run that does not report again within this (default 60)")
+    p.add_argument("--report", action="store_true",
+                   help="write NAME.html, the experiment's report, at the end (gopt extra)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line or summary")
     p.add_argument("--progress-every", type=float, metavar="SECONDS",
                    help="seconds between progress lines when stderr is not a terminal "
@@ -6234,6 +6312,17 @@ def _parser() -> argparse.ArgumentParser:
     gopt.add_argument("--plot", action="store_true", help="write convergence and objective plots")
     _add_goal(gopt)
 
+    rep = sub.add_parser("report", allow_abbrev=False,
+                         help="one offline HTML file that shows a journal (gopt extra)",
+                         description="Write an experiment's report: one self-contained HTML "
+                         "file, opened offline in any browser.")
+    rep.add_argument("journal", help="NAME.jsonl")
+    rep.add_argument("-o", "--out", metavar="FILE.html",
+                     help="where to write it (default: NAME.html beside the journal)")
+    rep.add_argument("--objective", metavar="KEY", help="the metric to show and rank by "
+                     "(default: the journal's objective)")
+    rep.add_argument("--maximize", action="store_true", help="higher is better")
+
     res = sub.add_parser("results", allow_abbrev=False, help="a table of a journal's runs",
                          description="Read a journal back: summary, best runs, CSV, plot.")
     res.add_argument("journal", help="NAME.jsonl")
@@ -6287,7 +6376,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         gpu_max_util=args.gpu_max_util, gpu_max_mem=args.gpu_max_mem, kuma=args.kuma,
         progress_every=args.progress_every, prune=args.prune, objective=objective,
         maximize=maximize, min_step=args.min_step, max_step=args.max_step, eta=args.eta,
-        prune_grace=args.prune_grace, assume=assume, records=False)
+        prune_grace=args.prune_grace, assume=assume, records=False, report=args.report)
     return EXIT_OK if records.complete else EXIT_NOT_OK
 
 
@@ -6364,6 +6453,15 @@ def _cmd_pareto(args: argparse.Namespace, path: Path) -> int:
                                                constraints=[_constraint_text(*c) for c in
                                                             front.goal.constraints]):
             print(png)
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    """exp report: the HTML file's path on stdout."""
+    objective, maximize = objectives_of([args.objective] if args.objective else None,
+                                        args.maximize)[0]
+    print(_gopt_module().report(args.journal, args.out, objective=objective,
+                                maximize=maximize if objective or args.maximize else None))
     return EXIT_OK
 
 
@@ -6467,6 +6565,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "gopt":
             return _gopt_module().main(args)
+        if args.command == "report":
+            return _cmd_report(args)
         return _cmd_results(args)
     except ExpError as e:
         print(f"exp: error: {e}", file=sys.stderr)

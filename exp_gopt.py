@@ -30,7 +30,9 @@ from __future__ import annotations
 
 __all__ = ["optimize", "GoptResult", "Evaluation", "journal_state", "plot_journal", "main"]
 
+import html
 import itertools
+import json
 import math
 import os
 import sys
@@ -705,7 +707,7 @@ class _Source:
     def __init__(self, opt: _Optimizer, mapping: _Mapping, journal: exp._Journal, *,
                  n: int, n_new: int, used_ids: set[int], design: list[list[Any]],
                  goal: exp.Goal, sync: bool, batch: int, retry: list[exp._Task],
-                 plotter: _LivePlot | None = None, pruned_as: str = "last",
+                 plotter: _LivePlot | None = None, pruned_as: str = "skip",
                  ref: dict[int, float] | None = None):
         self.opt, self.mapping, self.journal = opt, mapping, journal
         self.n = n  # the budget: evaluations in all, earlier sessions included
@@ -1021,8 +1023,9 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
              gpu_max_mem: float = exp.GPU_MAX_MEM, kuma: bool = False,
              progress_every: float | None = None, prune: str | None = None,
              min_step: float = 1, max_step: float | None = None, eta: int = 3,
-             prune_grace: float = 60.0, pruned_as: str = "last", objectives: Any = None,
-             constraints: Sequence[str] = (), ref: Any = None) -> GoptResult:
+             prune_grace: float = 60.0, pruned_as: str = "skip", objectives: Any = None,
+             constraints: Sequence[str] = (), ref: Any = None,
+             report: bool = False) -> GoptResult:
     """Minimise (or, with ``maximize``, maximise) what ``runnable`` returns over ``space``.
 
     Runs ``n`` evaluations in all, those already in ``OUT/NAME.jsonl``
@@ -1035,14 +1038,16 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
     ``cluster`` (or ``scheduler_file``) runs on a Dask scheduler, as for
     ``exp.run_experiment``. ``prune`` stops runs whose reports of the objective
     are losing (see ``exp.report``); a pruned run is told to the optimiser at
-    its last reported value (``pruned_as="last"``) or not at all (``"skip"``).
+    its last reported value (``pruned_as="last"``) or not at all (``"skip"``, the
+    default: measured better, bench/prune.md).
 
     Several objectives: ``objectives={"acc": "max", "latency_ms": "min"}``
     (keys of the dict result), with ``constraints=["memory_mb <= 8000"]`` on
     other keys (a run that breaks one is ok but infeasible); the search is
     ParEGO with a model of each constraint, pruning watches the first
     objective, and ``ref`` ({key: value}) fixes the hypervolume's reference
-    point. Resuming without naming a goal keeps the journal's.
+    point. Resuming without naming a goal keeps the journal's. ``report``: write
+    the HTML report (``NAME.html``) at the end, and when interrupted.
     Raises ``ExpError`` for bad input before any run starts.
     """
     with exp._interruptible():  # SIGTERM and SIGHUP end it as Ctrl-C does, at any moment
@@ -1060,7 +1065,7 @@ def _optimize(space: Any, runnable: str, *, n: int, workers: int | None, surroga
               gpu_max_mem: float, kuma: bool, progress_every: float | None, prune: str | None,
               min_step: float, max_step: float | None, eta: int, prune_grace: float,
               pruned_as: str, objectives: Any, constraints: Sequence[str],
-              ref: Any) -> GoptResult:
+              ref: Any, report: bool) -> GoptResult:
     _check_options(n, surrogate, acquisition, liar, initial, n_initial, kappa, xi)
     if pruned_as not in PRUNED_AS:
         raise exp.ExpError(f"pruned_as must be one of {exp._quoted(PRUNED_AS)}, got {pruned_as!r}")
@@ -1122,9 +1127,11 @@ def _optimize(space: Any, runnable: str, *, n: int, workers: int | None, surroga
                                        kuma=kuma, progress_every=progress_every, pruning=pruning)
     except BaseException:
         exp._finish(setup, journal, None, None, quiet=True, failed=True)
+        if report:
+            exp._report_after(journal, quiet)
         raise
     exp._finish(setup, journal, progress, None, quiet=quiet, objective=objective,
-                maximize=maximize, rank=not goal.multi)
+                maximize=maximize, rank=not goal.multi, report=report)
     result = _result(setup.journal_path, goal, completed, opt.seconds, given_ref)
     result.optimizer_state = _state(opt)
     if plot:
@@ -1159,10 +1166,12 @@ def _told(record: dict[str, Any], goal: exp.Goal,
     return None if value is None else ([-value if maximize else value], [])
 
 
-#: How a pruned run informs the optimiser: "last", told at its last reported
-#: value (worse than what it would have reached, so its region looks worse than
-#: it is, which is what stopping it said); "skip", not told, only not suggested
-#: again. The benchmark (bench/bench_prune.py) chose the default.
+#: How a pruned run informs the optimiser: "skip" (the default), not told, only not
+#: suggested again; "last", told at its last reported value as if final (the model
+#: then takes early, worse values for results and crowds its suggestions around
+#: what it saw of few full runs). bench/bench_prune.py chose the default: with
+#: hyperband "skip" was better on 9 of 10 seeds, with ASHA they split 5 to 5.
+#: Journals that do not record it were told "last".
 PRUNED_AS = ("last", "skip")
 
 
@@ -1897,6 +1906,380 @@ def _plot_curves(plt: Any, reports: list[dict], records: list[dict], metric: str
 # ─── command line ────────────────────────────────────────────────────────────
 
 
+# ─── HTML report ─────────────────────────────────────────────────────────────
+#
+# One self-contained HTML file per journal: the data as JSON in the page (every
+# character a browser could read as markup escaped), drawn by the page's own
+# script on canvases, so nothing is fetched when it opens and a table of 50,000
+# runs stays responsive (only the rows in view are in the document). Python
+# computes what needs the models: parameter importance, and for a search the
+# surrogate's partial dependence.
+
+#: Points of learning curves a report keeps, all runs together: past it each run's
+#: curve is thinned evenly, its last point kept.
+_CURVE_POINTS = 200_000
+#: Not-ok runs a report lists with their error and log tail (the table has them all).
+_FAILURES_SHOWN = 300
+#: The end of a failed run's log a report shows, in bytes.
+_LOG_TAIL = 4000
+#: Runs the importance forest is fitted to, at most (a random sample beyond).
+_IMPORTANCE_RUNS = 10_000
+#: Ok runs from which importance is measured on a held-out quarter; below, on the runs
+#: the forest was fitted to (too few to hold any out).
+_HELD_OUT_FROM = 100
+#: Points the partial dependence's GP is fitted to, at most (the latest).
+_DEPENDENCE_POINTS = 500
+
+
+def report(journal: str | os.PathLike, out: str | os.PathLike | None = None, *,
+           objective: str | None = None, maximize: bool | None = None) -> Path:
+    """Write one self-contained HTML file that shows ``journal`` (a grid or a search,
+    finished or still running) and return its path (``NAME.html`` beside the journal
+    unless ``out`` is given). Offline: it fetches nothing when it opens.
+
+    Sections: the experiment (command line, provenance, counts, best runs, time,
+    worker use), every run as a sortable, filterable table, the history of the
+    objective, parallel coordinates, slices (with a search's partial dependence),
+    parameter importance, the Pareto front when there are several objectives,
+    learning curves when runs reported, a timeline of the workers, failures.
+    ``objective``/``maximize``: the metric to show, by default the journal's.
+    """
+    path = Path(journal)
+    data = _report_data(path, objective, maximize)
+    target = Path(out) if out is not None else path.with_name(
+        path.name.removesuffix(".jsonl") + ".html")
+    page = _REPORT_PAGE.replace("%TITLE%", html.escape(data["meta"]["name"]))
+    page = page.replace("%DATA%", _script_json(data))
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise exp.ExpError(f"cannot write the report {target}: {e.strerror}") from None
+    return target
+
+
+def _script_json(data: Any) -> str:
+    """JSON that can sit inside <script>: no "<", ">" or "&" a parser would read
+    ("</script>" in an error message ends nothing), no line separators JS chokes on."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def _short(x: Any) -> Any:
+    """A number as the report stores it (7 significant digits; None for nan and inf)."""
+    if type(x) is float:
+        return float(f"{x:.7g}") if math.isfinite(x) else None
+    return x
+
+
+def _cell_value(v: Any) -> Any:
+    """A parameter or metric value as JSON the page shows: numbers, text, booleans."""
+    if v is None or type(v) in (bool, int, str):
+        return v
+    if type(v) is float:
+        return _short(v)
+    return exp._dumps(v)
+
+
+def _report_data(path: Path, objective: str | None, maximize: bool | None) -> dict[str, Any]:
+    experiment = exp._open_experiment(path)
+    header = experiment.header
+    goal = exp.Goal.of_header(header)
+    if objective is not None:
+        goal = exp.Goal([(objective, bool(maximize))], goal.constraints)
+    elif maximize is not None and not goal.multi:
+        goal = goal._replace(objectives=[(goal.objectives[0][0], bool(maximize))])
+    records = sorted((r for _, r in experiment.records()), key=lambda r: (r["id"], r["run"]))
+    space = experiment.space
+    params = _param_meta(space, records)
+    runs, metrics = _run_columns(records, params)
+    key, maximize = goal.objectives[0]
+    if key is None:
+        key = "result" if "result" in metrics else next(iter(metrics), None)
+    data = {"meta": _report_meta(path, experiment, len(records)),
+            "params": params, "runs": runs, "metrics": list(metrics),
+            "objective": key, "maximize": maximize,
+            "guessed": goal.objectives[0][0] is None and header.get("command") != "gopt",
+            "objectives": [[k, m] for k, m in goal.objectives] if len(goal.objectives) > 1
+            else None,
+            "constraints": [list(c) for c in goal.constraints]}
+    data["importance"] = _importance(params, runs, key)
+    data["dependence"] = (_report_dependence(space, records, key, maximize)
+                          if header.get("command") == "gopt" else None)
+    data["curves"] = _report_curves(path, records)
+    data["failures"] = _report_failures(path, records)
+    data["pareto"] = _report_pareto(path, goal) if len(goal.objectives) > 1 else None
+    return data
+
+
+def _report_meta(path: Path, experiment: Any, n: int) -> dict[str, Any]:
+    h = experiment.header
+    import shlex
+    git = h.get("git")
+    return {"name": path.name.removesuffix(".jsonl"), "journal": str(path),
+            "command": h.get("command"), "argv": shlex.join(h["argv"]) if h.get("argv") else None,
+            "cwd": h.get("cwd"), "created": h.get("created"), "exp": h.get("exp"),
+            "python": h.get("python"), "platform": h.get("platform"), "host": h.get("host"),
+            "git": None if not git else git.get("commit", "") + {True: " (dirty)", False: "",
+                                                                  None: " (dirty: unknown)"}[
+                git.get("dirty")],
+            "runnable": h.get("runnable_spec") or h.get("runnable"),
+            "runnable_hash": h.get("runnable_hash"),
+            "seed": h.get("seed", h.get("optimizer_seed")),
+            "repeats": experiment.runs, "size": experiment.space.size if experiment.grid else None,
+            "running": experiment.running, "records": n,
+            "written": time.strftime("%Y-%m-%d %H:%M:%S%z")}
+
+
+def _param_meta(space: exp.ParamSpace, records: list[dict]) -> list[dict[str, Any]]:
+    """Each parameter as the page draws it: "num" (log axis for a log-uniform prior),
+    "cat" (levels, in the space's order) or "fixed"."""
+    meta = []
+    for name in space.param_names():
+        domain = space.domain(name)
+        if domain.type is exp.Types.VALUE:
+            meta.append({"name": name, "kind": "fixed", "value": _cell_value(domain.values[0])})
+            continue
+        if domain.type is exp.Types.LIST:
+            if len(domain.values) == 1:
+                meta.append({"name": name, "kind": "fixed",
+                             "value": _cell_value(domain.values[0])})
+                continue
+            levels = [exp._show(v) for v in domain.values]
+            meta.append({"name": name, "kind": "cat", "levels": levels})
+            continue
+        meta.append({"name": name, "kind": "num", "log": domain.prior == "log-uniform",
+                     "int": domain.dtype is exp.DTypes.INT})
+    return meta
+
+
+def _run_columns(records: list[dict], params: list[dict]) -> tuple[dict[str, list], dict]:
+    """The runs as columns (the page's table and charts read them by index)."""
+    metrics: dict[str, list] = {}
+    for r in records:
+        result = r.get("result")
+        if isinstance(result, dict):
+            for k, v in result.items():
+                if k not in metrics and exp._is_number(v) and len(metrics) < 50:
+                    metrics[k] = []
+        elif exp._is_number(result) and "result" not in metrics:
+            metrics["result"] = []
+    starts = [r["start"] for r in records if exp._is_number(r.get("start"))]
+    t0 = min(starts) if starts else 0.0
+    workers: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    cols: dict[str, list] = {k: [] for k in ("id", "run", "status", "seconds", "start", "end",
+                                            "worker", "gpu", "step", "error")}
+    pcols = {p["name"]: [] for p in params if p["kind"] != "fixed"}
+    levels = {p["name"]: {v: i for i, v in enumerate(p["levels"])} for p in params
+              if p["kind"] == "cat"}
+    status_index = {s: i for i, s in enumerate(exp.STATUSES)}
+    for r in records:
+        cols["id"].append(r["id"])
+        cols["run"].append(r["run"])
+        cols["status"].append(status_index.get(r["status"], 2))
+        cols["seconds"].append(_short(float(r["seconds"])) if exp._is_number(r.get("seconds"))
+                               else None)
+        for k in ("start", "end"):
+            v = r.get(k)
+            cols[k].append(round(v - t0, 3) if exp._is_number(v) else None)
+        label = "" if r.get("worker") is None else str(r["worker"])
+        cols["worker"].append(workers.setdefault(label, len(workers)))
+        cols["gpu"].append(None if r.get("gpu") is None else str(r["gpu"]))
+        cols["step"].append(_short(r["step"]) if exp._is_number(r.get("step")) else None)
+        error = (r.get("error") or "").strip().splitlines()
+        cols["error"].append(errors.setdefault(error[-1][:300], len(errors)) if error else None)
+        values = r.get("params") or {}
+        for name, col in pcols.items():
+            v = values.get(name)
+            if name in levels:
+                shown = exp._show(v)
+                if shown not in levels[name]:  # a value the space no longer has
+                    levels[name][shown] = len(levels[name])
+                col.append(None if name not in values else levels[name][shown])
+            else:
+                col.append(_cell_value(v))
+        result = r.get("result")
+        for k, col in metrics.items():
+            v = result.get(k) if isinstance(result, dict) else (result if k == "result" else None)
+            col.append(_short(float(v)) if exp._is_number(v) else None)
+    for p in params:
+        if p["kind"] == "cat":
+            p["levels"] = list(levels[p["name"]])
+    cols["params"] = pcols
+    cols["metrics"] = metrics
+    cols["workers"] = list(workers)
+    cols["errors"] = list(errors)
+    cols["statuses"] = list(exp.STATUSES)
+    return cols, metrics
+
+
+def _encoded(params: list[dict], runs: dict, key: str | None) -> tuple[list[str], Any, Any]:
+    """(names, X, y) of the ok runs with a finite objective and every parameter set:
+    log-uniform parameters as their logarithm, categories as their index."""
+    names = [p["name"] for p in params if p["kind"] != "fixed"]
+    y = runs["metrics"].get(key) if key else None
+    if not names or y is None:
+        return names, None, None
+    logs = {p["name"] for p in params if p.get("log")}
+    rows, values = [], []
+    for i, status in enumerate(runs["status"]):
+        if status != 0 or y[i] is None:
+            continue
+        row = [runs["params"][n][i] for n in names]
+        if any(not exp._is_number(v) for v in row):
+            continue
+        rows.append([math.log10(v) if n in logs and v > 0 else float(v)
+                     for n, v in zip(names, row)])
+        values.append(y[i])
+    return names, np.asarray(rows, float), np.asarray(values, float)
+
+
+def _importance(params: list[dict], runs: dict, key: str | None) -> dict[str, Any] | None:
+    """Permutation importance of each parameter for the objective: a forest of extra
+    trees fitted to three quarters of the ok runs, each parameter's column shuffled
+    in the other quarter, the drop in R² its importance (mean and sd of 5 shuffles)."""
+    names, X, y = _encoded(params, runs, key)
+    if X is None or len(y) < 8 or np.ptp(y) == 0:
+        return {"reason": "too few ok runs with the objective (8 are needed) or a constant "
+                          "objective"} if names else None
+    from sklearn.ensemble import ExtraTreesRegressor
+    from sklearn.inspection import permutation_importance
+    rng = np.random.RandomState(0)
+    order = rng.permutation(len(y))[:_IMPORTANCE_RUNS]
+    held_out = len(order) >= _HELD_OUT_FROM
+    cut = int(len(order) * 0.75) if held_out else len(order)
+    train, test = order[:cut], (order[cut:] if held_out else order)
+    forest = ExtraTreesRegressor(n_estimators=48, min_samples_leaf=3, random_state=0, n_jobs=1)
+    with threadpool_limits(1):
+        forest.fit(X[train], y[train])
+        r2 = float(forest.score(X[test], y[test]))
+        found = permutation_importance(forest, X[test], y[test], n_repeats=5, random_state=0,
+                                       n_jobs=1)
+    return {"r2": _short(r2), "runs": int(len(y)), "names": names, "held_out": held_out,
+            "mean": [_short(float(v)) for v in found.importances_mean],
+            "sd": [_short(float(v)) for v in found.importances_std]}
+
+
+def _report_dependence(space: exp.ParamSpace, records: list[dict], key: str | None,
+                       maximize: bool) -> dict[str, Any] | None:
+    """A search's surrogate (a GP of the objective) as partial dependence on each
+    parameter: the model's mean over the others, on 40 values of it."""
+    try:
+        mapping = _Mapping(space)
+    except exp.ExpError:
+        return None
+    points, ys = [], []
+    for r in records:
+        if r["status"] != "ok":
+            continue
+        value, _ = exp._number_at(r.get("result"), key if key != "result" else None)
+        point = mapping.to_point(r.get("params") or {})
+        if value is not None and point is not None:
+            points.append(point)
+            ys.append(-value if maximize else value)
+    if len(points) < 5 or np.ptp(ys) == 0:
+        return None
+    points, ys = points[-_DEPENDENCE_POINTS:], ys[-_DEPENDENCE_POINTS:]
+    opt = _Optimizer(mapping.dims)
+    with threadpool_limits(1, user_api="blas"):
+        model = _GP(opt.space, 0).fit(opt.space.transform(points), np.asarray(ys)).est
+        samples = opt.space.transform(opt.space.rvs(n_samples=100,
+                                                    random_state=np.random.RandomState(0)))
+        curves = {}
+        for i, dim in enumerate(opt.space.dimensions):
+            axis, means = _dependence(opt, model, samples, [i], 40)
+            curves[dim.name] = {"x": [_short(float(v)) if not isinstance(dim, Categorical)
+                                      else int(v) for v in axis[0]],
+                                "y": [_short(float(-m if maximize else m)) for m in means]}
+    return curves
+
+
+def _report_curves(path: Path, records: list[dict]) -> dict[str, Any] | None:
+    """Learning curves: per run, its steps and each metric it reported, thinned to
+    _CURVE_POINTS in all."""
+    reports = exp.read_reports(path)
+    if not reports:
+        return None
+    index = {(r["id"], r["run"]): i for i, r in enumerate(records)}
+    by_run: dict[int, list[dict]] = {}
+    for rep in reports:
+        i = index.get((rep["id"], rep.get("run")))
+        if i is not None and exp._is_number(rep.get("step")) and isinstance(rep.get("metrics"), dict):
+            by_run.setdefault(i, []).append(rep)
+    keep = max(2, _CURVE_POINTS // max(1, len(by_run)))
+    metrics: dict[str, None] = {}
+    runs = []
+    for i, reps in by_run.items():
+        reps.sort(key=lambda rep: rep["step"])
+        if len(reps) > keep:
+            picks = np.unique(np.linspace(0, len(reps) - 1, keep).round().astype(int))
+            reps = [reps[j] for j in picks]
+        values: dict[str, list] = {}
+        for j, rep in enumerate(reps):
+            for k, v in rep["metrics"].items():
+                if exp._is_number(v):
+                    metrics.setdefault(k, None)
+                    values.setdefault(k, [None] * len(reps))[j] = _short(float(v))
+        runs.append({"run": i, "steps": [_short(rep["step"]) for rep in reps], "values": values})
+    return {"metrics": list(metrics), "runs": runs}
+
+
+def _report_failures(path: Path, records: list[dict]) -> dict[str, Any]:
+    """The not-ok runs grouped by the last line of their error: for each, the runs, the
+    whole error of the first and the tail of its log file."""
+    logs = path.with_name(path.name.removesuffix(".jsonl") + ".logs")
+    groups: dict[str, dict[str, Any]] = {}
+    count = 0
+    for i, r in enumerate(records):
+        if r["status"] in ("ok", "pruned"):
+            continue
+        count += 1
+        error = (r.get("error") or "").strip()
+        last = error.splitlines()[-1][:300] if error else f"({r['status']}, no error text)"
+        group = groups.get(last)
+        if group is None:
+            if len(groups) >= _FAILURES_SHOWN:
+                continue
+            group = groups[last] = {"last": last, "count": 0, "runs": [], "error": error[-8000:],
+                                    **_log_tail(logs / f"{r['id']}-{r['run']}.log")}
+        group["count"] += 1
+        if len(group["runs"]) < 200:
+            group["runs"].append(i)
+    return {"count": count, "groups": sorted(groups.values(), key=lambda g: -g["count"])}
+
+
+def _log_tail(log: Path) -> dict[str, Any]:
+    """{"log": the end of a run's log, "log_path"}, or None for both without one."""
+    try:
+        with open(log, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - _LOG_TAIL))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return {"log": None, "log_path": None}
+    if size > _LOG_TAIL:
+        tail = "…" + tail.split("\n", 1)[-1]
+    return {"log": tail, "log_path": str(log)}
+
+
+def _report_pareto(path: Path, goal: exp.Goal) -> dict[str, Any] | None:
+    try:
+        front = exp.pareto(path, objectives=[(k, "max" if m else "min")
+                                             for k, m in goal.objectives],
+                           constraints=[exp._constraint_text(*c) for c in goal.constraints])
+    except exp.ExpError:
+        return None
+    return {"front": [row["id"] for row in front.table.rows],
+            "hypervolume": _short(front.hypervolume),
+            "reference": {k: _short(v) for k, v in front.reference.items()},
+            "feasible": front.feasible, "usable": front.usable}
+
 def main(args: argparse.Namespace) -> int:
     """``exp gopt``: parsed by ``exp.main``; 0 when every run was ok, else 1."""
     gpus = exp._gpus_arg(args)
@@ -1910,6 +2293,7 @@ def main(args: argparse.Namespace) -> int:
         acquisition=args.acquisition, kappa=args.kappa, xi=args.xi, n_initial=args.n_initial,
         initial=args.initial, sync=args.sync, liar=args.liar, objective=objective,
         maximize=maximize, objectives=objectives, constraints=args.constraint, ref=args.ref,
+        report=args.report,
         warm_start=args.warm_start, plot=args.plot, gpus=gpus,
         per_gpu=args.per_gpu, gpus_per_run=args.gpus_per_run, timeout=args.timeout,
         out=args.out, name=args.name, seed=args.seed, fresh=args.fresh,
@@ -1921,3 +2305,833 @@ def main(args: argparse.Namespace) -> int:
         max_step=args.max_step, eta=args.eta, prune_grace=args.prune_grace)
     all_ok = result.completed and all(e.status in ("ok", "pruned") for e in result.evaluations)
     return exp.EXIT_OK if all_ok else exp.EXIT_NOT_OK
+
+
+#: The report's page: %TITLE% and %DATA% (see _script_json) are filled in; the rest
+#: is the page's own style and script, drawn from the data when it opens.
+_REPORT_PAGE = r"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>%TITLE% · exp report</title>
+<style>
+:root{--fg:#1d232b;--muted:#5f6b78;--line:#e2e6eb;--bg:#f5f6f8;--card:#fff;--accent:#1c6fd1}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",sans-serif;color:var(--fg);background:var(--bg)}
+.top{background:#1d232b;color:#fff;padding:16px 28px 14px}
+.top h1{margin:0;font-size:20px;font-weight:600}
+.top .sub{color:#aeb8c4;font-size:13px;margin-top:2px}
+.live{display:inline-block;background:#e8890c;color:#fff;border-radius:4px;padding:1px 8px;margin-left:10px;font-size:12px;vertical-align:2px}
+nav{position:sticky;top:0;z-index:5;background:#fff;border-bottom:1px solid var(--line);padding:7px 28px;display:flex;gap:16px;flex-wrap:wrap;font-size:13px}
+nav a{color:var(--accent);text-decoration:none}
+main{max-width:1260px;margin:0 auto;padding:8px 28px 60px}
+section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:16px 20px 18px;margin:16px 0}
+h2{font-size:16px;margin:0 0 10px;font-weight:600}
+h3{font-size:13.5px;margin:14px 0 6px;font-weight:600}
+.note{color:var(--muted);font-size:12.5px;margin:4px 0 8px}
+.cols{display:flex;gap:28px;flex-wrap:wrap}
+.cols>div{min-width:260px;flex:1}
+table.kv td{padding:2px 14px 2px 0;vertical-align:top}
+table.kv td:first-child{color:var(--muted);white-space:nowrap}
+table.kv td:last-child{word-break:break-all}
+table.plain{border-collapse:collapse;font-variant-numeric:tabular-nums}
+table.plain th,table.plain td{padding:3px 12px 3px 0;text-align:left;white-space:nowrap;border-bottom:1px solid #eef0f3}
+table.plain th{color:var(--muted);font-weight:600;font-size:12.5px}
+td.n,th.n{text-align:right}
+.badge{display:inline-block;padding:1px 9px;border-radius:10px;color:#fff;font-size:12.5px;margin:0 6px 4px 0}
+.controls{display:flex;gap:14px;align-items:center;flex-wrap:wrap;margin:0 0 10px}
+.controls label{font-size:13px;white-space:nowrap}
+input[type=search]{padding:4px 8px;border:1px solid #cfd5dc;border-radius:5px;min-width:240px;font:inherit}
+select,button{font:inherit;font-size:13px;padding:2px 6px;border:1px solid #cfd5dc;border-radius:5px;background:#fff}
+button.on{background:var(--accent);color:#fff;border-color:var(--accent)}
+.vt{height:460px;overflow:auto;border:1px solid var(--line);border-radius:5px}
+.vt table{border-collapse:collapse;width:max-content;min-width:100%;font-variant-numeric:tabular-nums;font-size:13px}
+.vt th{position:sticky;top:0;background:#f1f3f5;cursor:pointer;user-select:none;z-index:1;height:28px}
+.vt th,.vt td{padding:0 10px;white-space:nowrap;text-align:left;border-bottom:1px solid #eff1f3;height:24px;max-width:420px;overflow:hidden;text-overflow:ellipsis}
+.vt th.sorted{color:var(--accent)}
+.vt tr:hover td{background:#f4f8fd}
+.dot{display:inline-block;width:8px;height:8px;border-radius:4px;margin-right:5px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:14px}
+canvas{display:block}
+.tip{position:fixed;pointer-events:none;background:rgba(22,26,32,.93);color:#fff;padding:6px 9px;border-radius:5px;font-size:12px;white-space:pre;z-index:20;display:none;max-width:520px;overflow:hidden}
+details{border-bottom:1px solid var(--line);padding:6px 0}
+summary{cursor:pointer}
+pre{background:#f8f9fa;border:1px solid var(--line);border-radius:5px;padding:8px 10px;overflow:auto;max-height:300px;font-size:12px;margin:6px 0;white-space:pre-wrap;word-break:break-word}
+.err{color:#c92a2a}
+footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
+</style>
+</head>
+<body>
+<script type="application/json" id="exp-data">%DATA%</script>
+<div class="top"><h1 id="title"></h1><div class="sub" id="subtitle"></div></div>
+<nav id="nav"></nav>
+<main id="main"></main>
+<div class="tip" id="tip"></div>
+<script>
+"use strict";
+(function () {
+performance.mark("exp:start");
+const D = JSON.parse(document.getElementById("exp-data").textContent);
+const R = D.runs, N = R.id.length, STATUSES = R.statuses;
+const SCOL = {ok: "#2f9e44", pruned: "#e8890c", failed: "#d6336c", timeout: "#7048e8", crashed: "#862e9c"};
+const VARY = D.params.filter(p => p.kind !== "fixed");
+const FIXED = D.params.filter(p => p.kind === "fixed");
+const MAIN = document.getElementById("main"), NAV = document.getElementById("nav");
+const TIP = document.getElementById("tip");
+
+// ── helpers ──────────────────────────────────────────────────────────────
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "text") e.textContent = v;
+    else if (k === "class") e.className = v;
+    else if (k === "style") e.style.cssText = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const kid of kids.flat()) {
+    if (kid === null || kid === undefined || kid === false) continue;
+    e.appendChild(typeof kid === "string" || typeof kid === "number" ? document.createTextNode(String(kid)) : kid);
+  }
+  return e;
+}
+function fmt(v) {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "number") {
+    if (Number.isInteger(v) && Math.abs(v) < 1e15) return String(v);
+    const a = Math.abs(v);
+    if (a !== 0 && (a < 1e-4 || a >= 1e7)) return v.toExponential(3).replace(/\.?0+e/, "e");
+    return String(Number(v.toPrecision(6)));
+  }
+  if (typeof v === "boolean") return v ? "true" : "false";
+  return String(v);
+}
+function duration(s) {
+  if (s === null || s === undefined || !isFinite(s)) return "";
+  if (s < 1) return (s * 1000).toFixed(0) + " ms";
+  if (s < 60) return s.toFixed(s < 10 ? 2 : 1) + " s";
+  const h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), sec = Math.round(s % 60);
+  return h ? `${h} h ${m} min` : `${m} min ${sec} s`;
+}
+function statusOf(i) { return STATUSES[R.status[i]]; }
+function pval(p, i) {  // what a parameter shows for run i
+  const v = R.params[p.name][i];
+  return p.kind === "cat" && v !== null ? p.levels[v] : v;
+}
+function metricCol(name) { return R.metrics[name] || null; }
+function better(a, b, maximize) { return maximize ? a > b : a < b; }
+function tipShow(ev, text) {
+  TIP.textContent = text; TIP.style.display = "block";
+  const x = Math.min(ev.clientX + 14, window.innerWidth - TIP.offsetWidth - 8);
+  const y = Math.min(ev.clientY + 14, window.innerHeight - TIP.offsetHeight - 8);
+  TIP.style.left = x + "px"; TIP.style.top = y + "px";
+}
+function tipHide() { TIP.style.display = "none"; }
+function runText(i, extra) {
+  const lines = [`id ${R.id[i]} run ${R.run[i]} · ${statusOf(i)}`];
+  if (extra) lines.push(extra);
+  for (const p of VARY) lines.push(`${p.name} = ${fmt(pval(p, i))}`);
+  return lines.join("\n");
+}
+function select(options, value, onchange) {
+  const s = el("select", {onchange: () => onchange(s.value)});
+  for (const o of options) s.appendChild(el("option", {value: o, text: o, selected: o === value}));
+  return s;
+}
+function extent(arr, idx, positive) {
+  let lo = Infinity, hi = -Infinity;
+  for (const i of idx) {
+    const v = arr[i];
+    if (typeof v !== "number" || (positive && v <= 0)) continue;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (lo === Infinity) return [0, 1];
+  if (lo === hi) { const d = positive ? lo * 0.5 : (Math.abs(lo) * 0.05 || 0.5); return [lo - d, hi + d]; }
+  return [lo, hi];
+}
+function range(n) { const a = new Array(n); for (let i = 0; i < n; i++) a[i] = i; return a; }
+const VIRIDIS = [[68,1,84],[72,40,120],[62,74,137],[49,104,142],[38,130,142],[31,158,137],[53,183,121],[109,205,89],[180,222,44],[253,231,37]];
+function viridis(t) {
+  t = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
+  const k = Math.min(VIRIDIS.length - 2, Math.floor(t)), f = t - k, a = VIRIDIS[k], b = VIRIDIS[k + 1];
+  return `rgb(${Math.round(a[0] + f * (b[0] - a[0]))},${Math.round(a[1] + f * (b[1] - a[1]))},${Math.round(a[2] + f * (b[2] - a[2]))})`;
+}
+
+// ── scales and axes ──────────────────────────────────────────────────────
+function niceTicks(lo, hi, n) {
+  const span = hi - lo, raw = span / Math.max(1, n), mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 2.5, 5, 10].map(m => m * mag).find(s => span / s <= n) || 10 * mag;
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  return out;
+}
+function makeScale(kind, lo, hi, a, b, levels) {
+  // kind: "lin" | "log" | "cat"; maps a value onto [a, b] pixels
+  if (kind === "cat") {
+    const n = levels.length, f = v => a + (b - a) * (n === 1 ? 0.5 : (v + 0.5) / n);
+    const every = Math.max(1, Math.ceil(n / 12));
+    return {kind, f, ticks: levels.map((l, i) => [i, l]).filter((_, i) => i % every === 0), lo: -0.5, hi: n - 0.5};
+  }
+  if (kind === "log") {
+    const L = Math.log10(lo), H = Math.log10(hi), f = v => a + (b - a) * (Math.log10(v) - L) / (H - L || 1);
+    let ticks = [];
+    for (let e = Math.floor(L); e <= Math.ceil(H); e++) for (const m of (H - L < 2.5 ? [1, 2, 5] : [1])) {
+      const v = m * Math.pow(10, e);
+      if (v >= lo * 0.999 && v <= hi * 1.001) ticks.push([v, fmt(v)]);
+    }
+    if (ticks.length < 2) ticks = [[lo, fmt(lo)], [hi, fmt(hi)]];
+    return {kind, f, ticks, lo, hi};
+  }
+  const f = v => a + (b - a) * (v - lo) / (hi - lo || 1);
+  return {kind, f, ticks: niceTicks(lo, hi, 5).map(v => [v, fmt(v)]), lo, hi};
+}
+function paramScale(p, idx, a, b) {
+  if (p.kind === "cat") return makeScale("cat", 0, 0, a, b, p.levels);
+  const col = R.params[p.name];
+  const log = p.log && idx.every(i => col[i] === null || col[i] > 0);
+  const [lo, hi] = extent(col, idx, log);
+  if (log) { const pad = Math.pow(hi / lo, 0.04); return makeScale("log", lo / pad, hi * pad, a, b); }
+  const pad = (hi - lo) * 0.04, s = makeScale("lin", lo - pad, hi + pad, a, b);
+  if (p.int) {  // integers: a tick per integer when few, never between them
+    s.ticks = hi - lo <= 12 ? range(Math.round(hi - lo) + 1).map(k => [lo + k, fmt(lo + k)])
+      : s.ticks.filter(([v]) => Number.isInteger(v));
+  }
+  return s;
+}
+function valueScale(col, idx, a, b) {
+  const [lo, hi] = extent(col, idx, false), pad = (hi - lo) * 0.05;
+  return makeScale("lin", lo - pad, hi + pad, a, b);
+}
+function canvas(w, h) {
+  const c = el("canvas"), dpr = window.devicePixelRatio || 1;
+  c.width = Math.round(w * dpr); c.height = Math.round(h * dpr);
+  c.style.width = w + "px"; c.style.height = h + "px";
+  const g = c.getContext("2d"); g.scale(dpr, dpr);
+  g.font = "11px system-ui, sans-serif";
+  return [c, g];
+}
+// A 2-D chart: axes, grid, labels; draw(g, X, Y) paints; hover: nearest point
+function chart(o) {
+  const w = o.width, h = o.height, m = {l: 62, r: 16, t: o.title ? 24 : 10, b: 42};
+  const [c, g] = canvas(w, h);
+  const X = o.x(m.l, w - m.r), Y = o.y(h - m.b, m.t);
+  g.strokeStyle = "#eceff2"; g.fillStyle = "#5f6b78"; g.lineWidth = 1;
+  g.textAlign = "center"; g.textBaseline = "top";
+  for (const [v, label] of X.ticks) {
+    const px = X.f(v);
+    g.beginPath(); g.moveTo(px, m.t); g.lineTo(px, h - m.b); g.stroke();
+    g.fillText(String(label).slice(0, 14), px, h - m.b + 5);
+  }
+  g.textAlign = "right"; g.textBaseline = "middle";
+  for (const [v, label] of Y.ticks) {
+    const py = Y.f(v);
+    g.beginPath(); g.moveTo(m.l, py); g.lineTo(w - m.r, py); g.stroke();
+    g.fillText(String(label).slice(0, 10), m.l - 6, py);
+  }
+  g.strokeStyle = "#9aa5b1"; g.strokeRect(m.l, m.t, w - m.l - m.r, h - m.t - m.b);
+  g.fillStyle = "#1d232b"; g.textAlign = "center"; g.textBaseline = "bottom";
+  g.fillText(o.xlabel || "", (m.l + w - m.r) / 2, h - 4);
+  if (o.title) { g.font = "600 12px system-ui, sans-serif"; g.fillText(o.title, (m.l + w - m.r) / 2, 17); g.font = "11px system-ui, sans-serif"; }
+  g.save(); g.translate(13, (m.t + h - m.b) / 2); g.rotate(-Math.PI / 2); g.textBaseline = "middle";
+  g.fillText(o.ylabel || "", 0, 0); g.restore();
+  g.save(); g.beginPath(); g.rect(m.l, m.t, w - m.l - m.r, h - m.t - m.b); g.clip();
+  const pts = o.draw(g, X, Y) || null;
+  g.restore();
+  if (pts && o.hover) {
+    c.addEventListener("mousemove", ev => {
+      const r = c.getBoundingClientRect(), mx = ev.clientX - r.left, my = ev.clientY - r.top;
+      let best = -1, bd = 144;
+      for (let k = 0; k < pts.x.length; k++) {
+        const dx = pts.x[k] - mx, dy = pts.y[k] - my, d = dx * dx + dy * dy;
+        if (d < bd) { bd = d; best = k; }
+      }
+      if (best >= 0) tipShow(ev, o.hover(pts.i[best])); else tipHide();
+    });
+    c.addEventListener("mouseleave", tipHide);
+  }
+  return c;
+}
+function dotsAt(g, xs, ys, color, r) {
+  g.fillStyle = color; g.beginPath();
+  for (let k = 0; k < xs.length; k++) { g.moveTo(xs[k] + r, ys[k]); g.arc(xs[k], ys[k], r, 0, 6.2832); }
+  g.fill();
+}
+function legend(items) {
+  return el("div", {class: "note"}, items.map(([color, label]) =>
+    el("span", {style: "margin-right:14px"}, el("span", {class: "dot", style: `background:${color}`}), label)));
+}
+
+// ── derived data ─────────────────────────────────────────────────────────
+const ALL = range(N);
+const OBJ = D.objective, MAX = D.maximize;
+const objCol = OBJ ? metricCol(OBJ) : null;
+function usable(col, statuses) {
+  const keep = new Set(statuses || ["ok"]);
+  return ALL.filter(i => keep.has(statusOf(i)) && col && typeof col[i] === "number");
+}
+function bestRuns(k) {
+  if (!objCol) return [];
+  const ok = usable(objCol);
+  if (D.meta.repeats > 1) {  // rank configurations by their mean
+    const groups = new Map();
+    for (const i of ok) { const g = groups.get(R.id[i]) || []; g.push(i); groups.set(R.id[i], g); }
+    const rows = [...groups.values()].map(g => ({i: g[0], runs: g.length, v: g.reduce((s, j) => s + objCol[j], 0) / g.length}));
+    rows.sort((a, b) => MAX ? b.v - a.v : a.v - b.v);
+    return rows.slice(0, k);
+  }
+  ok.sort((a, b) => MAX ? objCol[b] - objCol[a] : objCol[a] - objCol[b]);
+  return ok.slice(0, k).map(i => ({i, runs: 1, v: objCol[i]}));
+}
+function counts() {
+  const c = Object.fromEntries(STATUSES.map(s => [s, 0]));
+  for (let i = 0; i < N; i++) c[statusOf(i)]++;
+  return c;
+}
+function slotLabel(i) {
+  const w = R.workers[R.worker[i]], gpu = R.gpu[i];
+  return (w === "" ? "driver" : /^\d+$/.test(w) ? "worker " + w : w) + (gpu !== null ? ` · GPU ${gpu}` : "");
+}
+
+// ── sections ─────────────────────────────────────────────────────────────
+const SECTIONS = [];
+function section(id, title, build) {
+  const sec = el("section", {id: id}, el("h2", {text: title}));
+  MAIN.appendChild(sec);
+  NAV.appendChild(el("a", {href: "#" + id, text: title}));
+  try { build(sec, Math.max(320, sec.clientWidth - 42)); }
+  catch (e) { sec.appendChild(el("p", {class: "err", text: "This section could not be drawn: " + e})); console.error(e); }
+  SECTIONS.push(id);
+}
+function header() {
+  const M = D.meta;
+  document.getElementById("title").textContent = `${M.name}`;
+  const sub = document.getElementById("subtitle");
+  sub.textContent = `exp ${M.command || "?"} · ${N} run(s) in the journal · written ${M.written}`;
+  if (M.running) sub.appendChild(el("span", {class: "live", text: "still running: what the journal held when written"}));
+}
+function overview(sec, width) {
+  const M = D.meta, c = counts();
+  sec.appendChild(el("div", {}, STATUSES.filter(s => c[s]).map(s =>
+    el("span", {class: "badge", style: `background:${SCOL[s]}`, text: `${c[s]} ${s}`})),
+    N ? null : el("span", {class: "note", text: "no run recorded yet"})));
+  const kv = [["command line", M.argv ? "exp " + M.argv.replace(/^\S*exp(\.py)?\s/, "") : null], ["folder", M.cwd],
+              ["journal", M.journal], ["created", M.created], ["runnable", M.runnable && `${M.runnable} (source ${M.runnable_hash})`],
+              ["git", M.git], ["seed", M.seed], ["exp / python", `${M.exp} / ${M.python}`], ["platform", M.platform], ["host", M.host],
+              ["repeats", M.repeats > 1 ? M.repeats : null], ["grid size", M.size]];
+  if (FIXED.length) kv.push(["fixed", FIXED.map(p => `${p.name}=${fmt(p.value)}`).join("  ")]);
+  if (D.objectives) kv.push(["objectives", D.objectives.map(([k, m]) => `${m ? "max" : "min"} ${k}`).join(", ")]);
+  else if (OBJ) kv.push(["objective", `${MAX ? "max" : "min"} ${OBJ}` + (D.guessed ? " (the journal names none: exp report JOURNAL --objective KEY [--maximize] picks it)" : "")]);
+  if (D.constraints.length) kv.push(["constraints", D.constraints.map(c => c.join(" ")).join(", ")]);
+  const left = el("div", {}, el("h3", {text: "Experiment"}), el("table", {class: "kv"},
+    kv.filter(([, v]) => v !== null && v !== undefined && v !== "").map(([k, v]) => el("tr", {}, el("td", {text: k}), el("td", {text: String(v)})))));
+  const right = el("div", {});
+  const best = bestRuns(5);
+  if (best.length) {
+    right.appendChild(el("h3", {text: `Best ${best.length} by ${OBJ} (${MAX ? "higher" : "lower"} is better${M.repeats > 1 ? ", mean over repeats" : ""})`}));
+    right.appendChild(el("table", {class: "plain", id: "best"},
+      el("tr", {}, el("th", {text: "id"}), el("th", {class: "n", text: OBJ}), VARY.map(p => el("th", {text: p.name}))),
+      best.map(b => el("tr", {}, el("td", {text: R.id[b.i]}), el("td", {class: "n", text: fmt(b.v)}),
+        VARY.map(p => el("td", {text: fmt(pval(p, b.i))}))))));
+  } else if (N) right.appendChild(el("p", {class: "note", text: OBJ ? `no ok run has a number for ${OBJ}` : "the runs return no number to rank"}));
+  // time and worker use
+  let lo = Infinity, hi = -Infinity, total = 0;
+  const secs = [];
+  for (let i = 0; i < N; i++) {
+    if (R.start[i] !== null && R.start[i] < lo) lo = R.start[i];
+    if (R.end[i] !== null && R.end[i] > hi) hi = R.end[i];
+    if (R.seconds[i] !== null) { total += R.seconds[i]; secs.push(R.seconds[i]); }
+  }
+  secs.sort((a, b) => a - b);
+  const span = hi > lo ? hi - lo : 0;
+  const q = f => secs.length ? secs[Math.min(secs.length - 1, Math.floor(f * secs.length))] : null;
+  right.appendChild(el("h3", {text: "Time"}));
+  right.appendChild(el("table", {class: "kv"},
+    [["wall time", duration(span)], ["run time, all runs", duration(total)],
+     ["per run", secs.length ? `median ${duration(q(0.5))}, mean ${duration(total / secs.length)}, max ${duration(secs[secs.length - 1])}` : ""],
+     ["parallelism", span ? (total / span).toFixed(2) + " runs at a time on average" : ""]].filter(([, v]) => v)
+      .map(([k, v]) => el("tr", {}, el("td", {text: k}), el("td", {text: v})))));
+  const slots = new Map();
+  for (let i = 0; i < N; i++) {
+    if (R.seconds[i] === null) continue;
+    const key = slotLabel(i), s = slots.get(key) || {runs: 0, busy: 0};
+    s.runs++; s.busy += R.seconds[i]; slots.set(key, s);
+  }
+  if (slots.size) {
+    const rows = [...slots.entries()].sort((a, b) => a[0].localeCompare(b[0], undefined, {numeric: true}));
+    right.appendChild(el("h3", {text: "Worker use"}));
+    right.appendChild(el("table", {class: "plain", id: "workers"},
+      el("tr", {}, el("th", {text: "worker"}), el("th", {class: "n", text: "runs"}), el("th", {class: "n", text: "busy"}), el("th", {class: "n", text: "of the wall time"})),
+      rows.slice(0, 64).map(([k, s]) => el("tr", {}, el("td", {text: k}), el("td", {class: "n", text: s.runs}),
+        el("td", {class: "n", text: duration(s.busy)}), el("td", {class: "n", text: span ? (100 * s.busy / span).toFixed(0) + " %" : ""})))));
+    if (rows.length > 64) right.appendChild(el("p", {class: "note", text: `… and ${rows.length - 64} more workers`}));
+  }
+  sec.appendChild(el("div", {class: "cols"}, left, right));
+}
+
+function runsTable(sec) {
+  const metrics = D.metrics;
+  const grouped = {on: false};
+  const c = counts();
+  const shownStatus = new Set(STATUSES);
+  const head = el("div", {class: "controls"});
+  const filter = el("input", {type: "search", placeholder: "filter: any text in a row", "aria-label": "filter"});
+  head.appendChild(filter);
+  for (const s of STATUSES) {
+    if (!c[s]) continue;
+    const box = el("input", {type: "checkbox", checked: true, "data-status": s, onchange: () => { box.checked ? shownStatus.add(s) : shownStatus.delete(s); update(); }});
+    head.appendChild(el("label", {}, box, el("span", {class: "dot", style: `background:${SCOL[s]};margin-left:4px`}), `${s} (${c[s]})`));
+  }
+  if (D.meta.repeats > 1) {
+    const b = el("button", {id: "group", text: "group repeats", onclick: () => { grouped.on = !grouped.on; b.classList.toggle("on", grouped.on); sortBy = null; update(); }});
+    head.appendChild(b);
+  }
+  const count = el("span", {class: "note", id: "count"});
+  head.appendChild(count);
+  sec.appendChild(head);
+  // columns: per run, or per configuration (mean ± sd)
+  function runColumns() {
+    const cols = [{name: "id", get: i => R.id[i], num: true}, {name: "run", get: i => R.run[i], num: true},
+                  {name: "status", get: i => statusOf(i), status: true}];
+    for (const p of VARY) cols.push({name: p.name, get: i => pval(p, i), num: p.kind === "num"});
+    for (const m of metrics) cols.push({name: m, get: i => R.metrics[m][i], num: true});
+    cols.push({name: "seconds", get: i => R.seconds[i], num: true, text: v => v === null ? "" : v.toFixed(3)});
+    if (R.step.some(v => v !== null)) cols.push({name: "step", get: i => R.step[i], num: true});
+    cols.push({name: "worker", get: i => R.seconds[i] === null ? null : slotLabel(i)});
+    if (R.error.some(v => v !== null)) cols.push({name: "error", get: i => R.error[i] === null ? null : R.errors[R.error[i]]});
+    return cols;
+  }
+  let groups = null;
+  function groupColumns() {
+    if (!groups) {
+      const byId = new Map();
+      for (let i = 0; i < N; i++) { const g = byId.get(R.id[i]) || []; g.push(i); byId.set(R.id[i], g); }
+      groups = [...byId.values()];
+    }
+    const stat = (col, g) => {
+      const v = g.map(i => col[i]).filter(x => typeof x === "number");
+      if (!v.length) return null;
+      const mean = v.reduce((a, b) => a + b, 0) / v.length;
+      const sd = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) * (b - mean), 0) / (v.length - 1)) : null;
+      return {mean, sd};
+    };
+    const ms = (s) => s === null ? "" : fmt(s.mean) + (s.sd === null ? "" : " ± " + fmt(s.sd));
+    const cols = [{name: "id", get: g => R.id[g[0]], num: true}, {name: "runs", get: g => g.length, num: true},
+                  {name: "status", get: g => { const c = {}; for (const i of g) c[statusOf(i)] = (c[statusOf(i)] || 0) + 1; return Object.entries(c).map(([s, n]) => `${n} ${s}`).join(", "); }}];
+    for (const p of VARY) cols.push({name: p.name, get: g => pval(p, g[0]), num: p.kind === "num"});
+    for (const m of metrics) cols.push({name: m, get: g => { const s = stat(R.metrics[m], g); return s && s.mean; }, stat: g => stat(R.metrics[m], g), text2: ms, num: true});
+    cols.push({name: "seconds", get: g => { const s = stat(R.seconds, g); return s && s.mean; }, num: true, text: v => v === null ? "" : v.toFixed(3)});
+    return cols;
+  }
+  const scroller = el("div", {class: "vt", id: "runs-table"});
+  const table = el("table"), thead = el("thead"), tbody = el("tbody");
+  table.append(thead, tbody); scroller.appendChild(table); sec.appendChild(scroller);
+  sec.appendChild(el("p", {class: "note", text: "Click a column to sort (again: the other way); rows without the value go last. Only the rows in view are drawn, at any size."}));
+  let cols = [], rows = [], sortBy = null, desc = false, texts = null;
+  const ROW = 24;
+  function cellText(col, r) {
+    if (col.stat) return col.text2(col.stat(r));
+    const v = col.get(r);
+    return col.text ? col.text(v) : fmt(v);
+  }
+  function update() {
+    cols = grouped.on ? groupColumns() : runColumns();
+    const base = grouped.on ? groups : ALL;
+    const needle = filter.value.trim().toLowerCase();
+    if (needle && (!texts || texts.grouped !== grouped.on)) {
+      texts = base.map(r => cols.map(col => cellText(col, r)).join("\u0001").toLowerCase());
+      texts.grouped = grouped.on;
+    }
+    rows = [];
+    for (let k = 0; k < base.length; k++) {
+      const r = base[k];
+      if (!grouped.on && !shownStatus.has(statusOf(r))) continue;
+      if (grouped.on && !r.some(i => shownStatus.has(statusOf(i)))) continue;
+      if (needle && !texts[k].includes(needle)) continue;
+      rows.push(r);
+    }
+    if (sortBy !== null) {
+      const col = cols.find(c => c.name === sortBy);
+      if (col) {
+        const keys = new Map(rows.map(r => [r, col.get(r)]));
+        rows.sort((a, b) => {
+          const x = keys.get(a), y = keys.get(b);
+          if (x === null || x === undefined) return (y === null || y === undefined) ? 0 : 1;
+          if (y === null || y === undefined) return -1;
+          const c = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y), undefined, {numeric: true});
+          return desc ? -c : c;
+        });
+      }
+    }
+    thead.replaceChildren(el("tr", {}, cols.map(col => el("th", {
+      class: (col.num ? "n " : "") + (col.name === sortBy ? "sorted" : ""), "data-col": col.name,
+      text: col.name + (col.name === sortBy ? (desc ? " ▼" : " ▲") : ""),
+      onclick: () => { if (sortBy === col.name) desc = !desc; else { sortBy = col.name; desc = false; } update(); }}))));
+    count.textContent = `${rows.length} of ${grouped.on ? groups.length + " configurations" : N + " runs"} shown`;
+    scroller.scrollTop = 0;
+    draw();
+  }
+  function draw() {
+    const first = Math.max(0, Math.floor(scroller.scrollTop / ROW) - 4);
+    const last = Math.min(rows.length, first + Math.ceil((scroller.clientHeight || 460) / ROW) + 8);
+    const out = [];
+    if (first > 0) out.push(el("tr", {style: `height:${first * ROW}px`}, el("td", {colspan: cols.length})));
+    for (let k = first; k < last; k++) {
+      const r = rows[k];
+      out.push(el("tr", {"data-row": k, "data-id": grouped.on ? R.id[r[0]] : R.id[r]}, cols.map(col => {
+        const text = cellText(col, r);
+        const td = el("td", {class: col.num ? "n" : null, title: text.length > 40 ? text : null});
+        if (col.status) td.appendChild(el("span", {class: "dot", style: `background:${SCOL[text]}`}));
+        td.appendChild(document.createTextNode(text));
+        return td;
+      })));
+    }
+    if (last < rows.length) out.push(el("tr", {style: `height:${(rows.length - last) * ROW}px`}, el("td", {colspan: cols.length})));
+    tbody.replaceChildren(...out);
+  }
+  let pending = false;
+  scroller.addEventListener("scroll", () => { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; draw(); }); } });
+  let timer = null;
+  filter.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(update, N > 5000 ? 120 : 0); });
+  update();
+}
+
+function metricPicker(sec, current, draw, statuses) {
+  const names = D.metrics.filter(m => usable(R.metrics[m], statuses).length);
+  if (!names.length) { sec.appendChild(el("p", {class: "note", text: "No run has a number to draw yet."})); return null; }
+  const value = names.includes(current) ? current : names[0];
+  const holder = el("div");
+  const controls = el("div", {class: "controls"}, el("label", {}, "metric ", select(names, value, v => draw(holder, v))));
+  sec.append(controls, holder);
+  draw(holder, value);
+  return controls;
+}
+function directionOf(metric) {
+  if (metric === OBJ) return MAX;
+  const o = (D.objectives || []).find(([k]) => k === metric);
+  return o ? o[1] : false;
+}
+function history(sec, width) {
+  let byTime = false;
+  let holder = null, metric = null;
+  const redraw = () => draw(holder, metric);
+  function draw(h, m) {
+    holder = h; metric = m;
+    const col = R.metrics[m], maximize = directionOf(m);
+    const idx = usable(col, ["ok", "pruned"]);
+    const order = idx.slice().sort((a, b) => (R.end[a] ?? 0) - (R.end[b] ?? 0) || a - b);
+    const xs = byTime ? order.map(i => R.end[i] ?? 0) : order.map((_, k) => k + 1);
+    const xr = [Math.min(...xs.slice(0, 1), 0), Math.max(1, xs[xs.length - 1] || 1)];
+    const c = chart({width, height: 340, xlabel: byTime ? "wall time (s since the first run started)" : "run, in the order they ended",
+      ylabel: m + (maximize ? " (higher is better)" : " (lower is better)"),
+      x: (a, b) => makeScale("lin", xr[0], xr[1] * 1.02, a, b), y: (a, b) => valueScale(col, idx, a, b),
+      draw: (g, X, Y) => {
+        const px = xs.map(X.f), py = order.map(i => Y.f(col[i]));
+        for (const s of ["ok", "pruned"]) {
+          const sel = order.map((i, k) => statusOf(i) === s ? k : -1).filter(k => k >= 0);
+          g.globalAlpha = order.length > 5000 ? 0.35 : 0.75;
+          dotsAt(g, sel.map(k => px[k]), sel.map(k => py[k]), SCOL[s], order.length > 5000 ? 1.6 : 2.6);
+        }
+        g.globalAlpha = 1; g.strokeStyle = "#1c6fd1"; g.lineWidth = 2; g.beginPath();
+        let best = null, started = false;
+        order.forEach((i, k) => {
+          if (statusOf(i) !== "ok") return;
+          if (best === null || better(col[i], best, maximize)) best = col[i];
+          const y = Y.f(best);
+          if (!started) { g.moveTo(px[k], y); started = true; } else g.lineTo(px[k], y);
+        });
+        if (started) g.lineTo(px[px.length - 1], Y.f(best));
+        g.stroke();
+        return {x: px, y: py, i: order};
+      },
+      hover: i => runText(i, `${m} = ${fmt(col[i])}` + (R.end[i] !== null ? `\nended at ${duration(R.end[i])}` : ""))});
+    h.replaceChildren(c, legend([[SCOL.ok, "ok"], [SCOL.pruned, "pruned (its last report)"], ["#1c6fd1", "best so far"]]));
+  }
+  const controls = metricPicker(sec, OBJ, draw, ["ok", "pruned"]);
+  if (controls) {
+    const b1 = el("button", {class: "on", text: "run order", onclick: () => { byTime = false; b1.classList.add("on"); b2.classList.remove("on"); redraw(); }});
+    const b2 = el("button", {text: "wall time", onclick: () => { byTime = true; b2.classList.add("on"); b1.classList.remove("on"); redraw(); }});
+    controls.append(b1, b2);
+  }
+}
+
+function parallel(sec, width) {
+  if (!VARY.length) { sec.appendChild(el("p", {class: "note", text: "No parameter varies."})); return; }
+  metricPicker(sec, OBJ, (h, m) => {
+    const col = R.metrics[m], maximize = directionOf(m);
+    const idx = usable(col);
+    const height = 380, top = 30, bottom = height - 40;
+    const axes = [...VARY.map(p => ({name: p.name, s: paramScale(p, idx, bottom, top), col: R.params[p.name]})),
+                  {name: m, s: valueScale(col, idx, bottom, top), col}];
+    const [c, g] = canvas(width, height);
+    const x0 = 60, x1 = width - 70, step = (x1 - x0) / Math.max(1, axes.length - 1);
+    const ax = axes.map((_, k) => axes.length === 1 ? (x0 + x1) / 2 : x0 + k * step);
+    const [lo, hi] = extent(col, idx);
+    const t = v => maximize ? (v - lo) / (hi - lo || 1) : (hi - v) / (hi - lo || 1);  // 1: best
+    const BINS = 24, paths = Array.from({length: BINS}, () => []);
+    for (const i of idx) {
+      if (axes.some(a => a.col[i] === null)) continue;
+      paths[Math.min(BINS - 1, Math.floor(t(col[i]) * BINS))].push(i);
+    }
+    g.lineWidth = 1; g.globalAlpha = Math.max(0.06, Math.min(0.7, 25 / Math.sqrt(idx.length + 1)));
+    paths.forEach((list, b) => {
+      if (!list.length) return;
+      g.strokeStyle = viridis((b + 0.5) / BINS); g.beginPath();
+      for (const i of list) axes.forEach((a, k) => { const y = a.s.f(a.col[i]); k ? g.lineTo(ax[k], y) : g.moveTo(ax[k], y); });
+      g.stroke();
+    });
+    g.globalAlpha = 1; g.strokeStyle = "#e03131"; g.lineWidth = 2.2;
+    const best = idx.slice().sort((a, b) => maximize ? col[b] - col[a] : col[a] - col[b]).slice(0, 10);
+    for (const i of best) {
+      if (axes.some(a => a.col[i] === null)) continue;
+      g.beginPath(); axes.forEach((a, k) => { const y = a.s.f(a.col[i]); k ? g.lineTo(ax[k], y) : g.moveTo(ax[k], y); }); g.stroke();
+    }
+    g.lineWidth = 1;
+    axes.forEach((a, k) => {
+      g.strokeStyle = "#5f6b78"; g.beginPath(); g.moveTo(ax[k], top); g.lineTo(ax[k], bottom); g.stroke();
+      g.fillStyle = "#1d232b"; g.textAlign = "center"; g.textBaseline = "bottom"; g.font = "600 12px system-ui, sans-serif";
+      g.fillText(a.name + (a.s.kind === "log" ? " (log)" : ""), ax[k], top - 8);
+      g.font = "11px system-ui, sans-serif"; g.textAlign = "left"; g.textBaseline = "middle";
+      for (const [v, label] of a.s.ticks) {
+        const y = a.s.f(v);
+        g.strokeStyle = "#5f6b78"; g.beginPath(); g.moveTo(ax[k] - 3, y); g.lineTo(ax[k] + 3, y); g.stroke();
+        g.fillStyle = "rgba(255,255,255,.8)"; const w = g.measureText(String(label).slice(0, 12)).width;
+        g.fillRect(ax[k] + 5, y - 7, w + 4, 14);
+        g.fillStyle = "#3b4550"; g.fillText(String(label).slice(0, 12), ax[k] + 7, y);
+      }
+    });
+    for (let k = 0; k < 100; k++) { g.fillStyle = viridis(maximize ? k / 99 : 1 - k / 99); g.fillRect(width - 26, bottom - (bottom - top) * (k + 1) / 100, 10, (bottom - top) / 100 + 1); }
+    h.replaceChildren(c, el("p", {class: "note", text: `${idx.length} ok run(s), a line each, coloured by ${m} (yellow is better); the 10 best in red. Log axes for log-uniform parameters, one tick per value for lists.`}));
+  });
+}
+
+function slices(sec, width) {
+  if (!VARY.length) { sec.appendChild(el("p", {class: "note", text: "No parameter varies."})); return; }
+  metricPicker(sec, OBJ, (h, m) => {
+    const col = R.metrics[m], maximize = directionOf(m);
+    const idx = usable(col, ["ok", "pruned"]);
+    const dep = m === OBJ && D.dependence ? D.dependence : null;
+    const cw = Math.max(300, Math.min(400, Math.floor((width - 28) / Math.min(3, VARY.length))));
+    const grid = el("div", {class: "grid"});
+    for (const p of VARY) {
+      const pc = R.params[p.name], sub = idx.filter(i => pc[i] !== null);
+      const curve = dep && dep[p.name];
+      const ys = curve ? sub.map(i => col[i]).concat(curve.y) : null;
+      grid.appendChild(chart({width: cw, height: 260, xlabel: p.name + (p.log ? " (log)" : ""), ylabel: m,
+        x: (a, b) => paramScale(p, sub, a, b),
+        y: (a, b) => ys ? valueScale(ys, range(ys.length), a, b) : valueScale(col, sub, a, b),
+        draw: (g, X, Y) => {
+          const jit = p.kind === "cat" ? (X.f(1) - X.f(0)) * 0.3 : 0;
+          const px = sub.map(i => X.f(pc[i]) + (jit ? ((R.id[i] * 7919 + R.run[i] * 104729) % 1000 / 1000 - 0.5) * jit : 0));
+          const py = sub.map(i => Y.f(col[i]));
+          g.globalAlpha = sub.length > 3000 ? 0.35 : 0.7;
+          for (const s of ["ok", "pruned"]) {
+            const k = sub.map((i, j) => statusOf(i) === s ? j : -1).filter(j => j >= 0);
+            dotsAt(g, k.map(j => px[j]), k.map(j => py[j]), SCOL[s], sub.length > 3000 ? 1.5 : 2.4);
+          }
+          g.globalAlpha = 1;
+          if (p.kind === "cat") {  // the mean per value
+            g.strokeStyle = "#1d232b"; g.lineWidth = 2;
+            p.levels.forEach((_, v) => {
+              const vals = sub.filter(i => pc[i] === v && statusOf(i) === "ok").map(i => col[i]);
+              if (!vals.length) return;
+              const y = Y.f(vals.reduce((a, b) => a + b, 0) / vals.length), x = X.f(v);
+              g.beginPath(); g.moveTo(x - jit, y); g.lineTo(x + jit, y); g.stroke();
+            });
+          }
+          if (curve) {
+            g.strokeStyle = "#1c6fd1"; g.lineWidth = 2.2; g.beginPath();
+            curve.x.forEach((x, k) => { const px = X.f(x), py = Y.f(curve.y[k]); k ? g.lineTo(px, py) : g.moveTo(px, py); });
+            g.stroke();
+          }
+          return {x: px, y: py, i: sub};
+        },
+        hover: i => runText(i, `${m} = ${fmt(col[i])}`)}));
+    }
+    const items = [[SCOL.ok, "ok run"], [SCOL.pruned, "pruned (its last report)"]];
+    if (dep) items.push(["#1c6fd1", "the search's model: partial dependence (mean over the other parameters)"]);
+    if (VARY.some(p => p.kind === "cat")) items.push(["#1d232b", "mean of the ok runs per value"]);
+    h.replaceChildren(grid, legend(items), el("p", {class: "note", text: `${m} against each parameter (${maximize ? "higher" : "lower"} is better).`}));
+  }, ["ok", "pruned"]);
+}
+
+function importance(sec, width) {
+  const I = D.importance;
+  if (!I) { sec.appendChild(el("p", {class: "note", text: "No parameter varies, or there is no objective."})); return; }
+  if (I.reason) { sec.appendChild(el("p", {class: "note", text: "Not computed: " + I.reason + "."})); return; }
+  const order = I.names.map((_, k) => k).sort((a, b) => I.mean[b] - I.mean[a]);
+  const hi = Math.max(1e-9, ...I.mean.map((m, k) => m + (I.sd[k] || 0)));
+  const rowH = 26, height = 30 + rowH * order.length + 28;
+  const names = order.map(k => I.names[k]);
+  sec.appendChild(chart({width: Math.min(width, 820), height, xlabel: "drop in R² when the parameter is shuffled",
+    x: (a, b) => makeScale("lin", Math.min(0, ...I.mean), hi * 1.1, a, b),
+    y: (a, b) => makeScale("cat", 0, 0, b, a, names),
+    draw: (g, X, Y) => {
+      order.forEach((k, r) => {
+        const y = Y.f(r), x0 = X.f(Math.max(0, Math.min(0, I.mean[k]))), x1 = X.f(I.mean[k]);
+        g.fillStyle = "#1c6fd1"; g.fillRect(Math.min(x0, x1), y - 8, Math.abs(x1 - x0), 16);
+        g.strokeStyle = "#1d232b"; g.beginPath(); g.moveTo(X.f(I.mean[k] - I.sd[k]), y); g.lineTo(X.f(I.mean[k] + I.sd[k]), y); g.stroke();
+      });
+    }}));
+  const how = I.held_out
+    ? `a forest of 48 extra trees (scikit-learn) fitted to three quarters of the ${I.runs} ok runs; each parameter's column is shuffled in the other quarter and the drop in the forest's R² is its importance (mean ± sd of 5 shuffles). The forest's R² on those held-out runs is ${fmt(I.r2)}: the lower it is, the less these figures say.`
+    : `a forest of 48 extra trees (scikit-learn) fitted to the ${I.runs} ok runs; each parameter's column is shuffled and the drop in the forest's R² is its importance (mean ± sd of 5 shuffles). With under 100 runs none is held out, so this is how the forest uses each parameter (its R² on the runs it saw: ${fmt(I.r2)}), a rough guide rather than a measurement.`;
+  sec.appendChild(el("p", {class: "note", text: `How much each parameter matters to ${OBJ}: ` + how}));
+}
+
+function pareto(sec, width) {
+  const P = D.pareto, obj = D.objectives;
+  const onFront = new Set(P.front);
+  const keys = obj.map(([k]) => k), dirs = obj.map(([, m]) => m);
+  const cols = keys.map(k => R.metrics[k]);
+  const idx = ALL.filter(i => statusOf(i) === "ok" && cols.every(c => c && typeof c[i] === "number"));
+  const cons = D.constraints;
+  const feasible = i => cons.every(([k, op, b]) => { const v = R.metrics[k] && R.metrics[k][i]; return typeof v === "number" && (op === "<=" ? v <= b : v >= b); });
+  const pairs = [];
+  for (let a = 0; a < keys.length; a++) for (let b = a + 1; b < keys.length; b++) pairs.push([a, b]);
+  const cw = pairs.length === 1 ? Math.min(width, 760) : Math.max(300, Math.min(420, Math.floor((width - 28) / Math.min(3, pairs.length))));
+  const grid = el("div", {class: pairs.length === 1 ? "" : "grid"});
+  for (const [a, b] of pairs) {
+    grid.appendChild(chart({width: cw, height: pairs.length === 1 ? 420 : 300,
+      xlabel: `${keys[a]} (${dirs[a] ? "max" : "min"})`, ylabel: `${keys[b]} (${dirs[b] ? "max" : "min"})`,
+      x: (l, r) => valueScale(cols[a], idx, l, r), y: (l, r) => valueScale(cols[b], idx, l, r),
+      draw: (g, X, Y) => {
+        const px = idx.map(i => X.f(cols[a][i])), py = idx.map(i => Y.f(cols[b][i]));
+        const inf = idx.map((i, k) => feasible(i) ? -1 : k).filter(k => k >= 0);
+        g.strokeStyle = "#adb5bd"; g.lineWidth = 1.2; g.beginPath();
+        for (const k of inf) { g.moveTo(px[k] - 3, py[k] - 3); g.lineTo(px[k] + 3, py[k] + 3); g.moveTo(px[k] + 3, py[k] - 3); g.lineTo(px[k] - 3, py[k] + 3); }
+        g.stroke();
+        const ok = idx.map((i, k) => feasible(i) && !onFront.has(R.id[i]) ? k : -1).filter(k => k >= 0);
+        g.globalAlpha = 0.7; dotsAt(g, ok.map(k => px[k]), ok.map(k => py[k]), "#4c6ef5", 2.6); g.globalAlpha = 1;
+        const front = idx.map((i, k) => onFront.has(R.id[i]) ? k : -1).filter(k => k >= 0)
+          .sort((u, v) => dirs[a] ? cols[a][idx[v]] - cols[a][idx[u]] : cols[a][idx[u]] - cols[a][idx[v]]);
+        if (keys.length === 2 && front.length) {
+          const ref = P.reference, rx = X.f(ref[keys[a]]), ry = Y.f(ref[keys[b]]);
+          g.strokeStyle = "#e03131"; g.lineWidth = 1.8; g.beginPath(); g.moveTo(px[front[0]], ry);
+          front.forEach((k, n) => { if (n) g.lineTo(px[k], py[front[n - 1]]); g.lineTo(px[k], py[k]); });
+          g.lineTo(rx, py[front[front.length - 1]]); g.stroke();
+        }
+        g.strokeStyle = "#e03131"; g.lineWidth = 2;
+        for (const k of front) { g.beginPath(); g.arc(px[k], py[k], 5, 0, 6.2832); g.stroke(); }
+        return {x: px, y: py, i: idx};
+      },
+      hover: i => runText(i, keys.map(k => `${k} = ${fmt(R.metrics[k][i])}`).join("\n") + (onFront.has(R.id[i]) ? "\non the front" : feasible(i) ? "" : "\ninfeasible"))}));
+  }
+  sec.appendChild(grid);
+  const ref = Object.entries(P.reference).map(([k, v]) => `${k}=${fmt(v)}`).join(", ");
+  sec.appendChild(legend([["#4c6ef5", "feasible"], ["#adb5bd", "infeasible (breaks a constraint)"], ["#e03131", `on the Pareto front (${P.front.length})`]]));
+  sec.appendChild(el("p", {class: "note", text: `${P.front.length} non-dominated of ${P.feasible} feasible (${P.usable} usable); hypervolume ${fmt(P.hypervolume)} up to the reference point ${ref} (the worst value of each objective seen, plus a tenth of its range).`}));
+}
+
+function curves(sec, width) {
+  const C = D.curves;
+  const pick = C.metrics.includes(OBJ) ? OBJ : C.metrics[0];
+  const holder = el("div");
+  sec.appendChild(el("div", {class: "controls"}, el("label", {}, "metric ", select(C.metrics, pick, v => draw(v)))));
+  sec.appendChild(holder);
+  function draw(m) {
+    const runs = C.runs.filter(r => r.values[m]);
+    const steps = [], vals = [];
+    for (const r of runs) r.values[m].forEach((v, k) => { if (v !== null) { steps.push(r.steps[k]); vals.push(v); } });
+    const c = chart({width, height: 360, xlabel: "step", ylabel: m,
+      x: (a, b) => valueScale(steps, range(steps.length), a, b), y: (a, b) => valueScale(vals, range(vals.length), a, b),
+      draw: (g, X, Y) => {
+        g.globalAlpha = Math.max(0.15, Math.min(0.8, 12 / Math.sqrt(runs.length + 1))); g.lineWidth = 1.3;
+        const ends = {x: [], y: [], i: []};
+        for (const status of ["ok", "failed", "timeout", "crashed", "pruned"]) {
+          g.strokeStyle = status === "ok" ? "#1c6fd1" : SCOL[status]; g.beginPath();
+          for (const r of runs) {
+            if (statusOf(r.run) !== status) continue;
+            let started = false, lx = 0, ly = 0;
+            r.values[m].forEach((v, k) => {
+              if (v === null) return;
+              lx = X.f(r.steps[k]); ly = Y.f(v);
+              started ? g.lineTo(lx, ly) : g.moveTo(lx, ly); started = true;
+            });
+            if (started) { ends.x.push(lx); ends.y.push(ly); ends.i.push(r.run); }
+          }
+          g.stroke();
+        }
+        g.globalAlpha = 1;
+        return ends;
+      },
+      hover: i => runText(i, `last ${m} = ${fmt((C.runs.find(r => r.run === i).values[m] || []).filter(v => v !== null).pop())}`)});
+    holder.replaceChildren(c, legend([["#1c6fd1", "ok"], [SCOL.pruned, "pruned (stopped early)"], [SCOL.failed, "failed, timed out or crashed"]]),
+      el("p", {class: "note", text: `${runs.length} run(s) reported ${m}. Hover near the end of a curve for its run.`}));
+  }
+  draw(pick);
+}
+
+function timeline(sec, width) {
+  const idx = ALL.filter(i => R.start[i] !== null && R.end[i] !== null);
+  if (!idx.length) { sec.appendChild(el("p", {class: "note", text: "No run has start and end times."})); return; }
+  const labels = [...new Set(idx.map(slotLabel))].sort((a, b) => a.localeCompare(b, undefined, {numeric: true}));
+  const row = new Map(labels.map((l, k) => [l, k]));
+  const rowH = Math.max(6, Math.min(22, Math.floor(520 / labels.length)));
+  const height = 24 + rowH * labels.length + 44;
+  let lo = Infinity, hi = -Infinity;
+  for (const i of idx) { lo = Math.min(lo, R.start[i]); hi = Math.max(hi, R.end[i]); }
+  const c = chart({width, height, xlabel: "wall time (s since the first run started)", ylabel: "",
+    x: (a, b) => makeScale("lin", lo, hi + (hi - lo) * 0.01 || 1, a, b),
+    y: (a, b) => makeScale("cat", 0, 0, b, a, labels.map(l => l.length > 9 ? l.slice(-9) : l)),
+    draw: (g, X, Y) => {
+      const pts = {x: [], y: [], i: []};
+      for (const s of STATUSES) {
+        g.fillStyle = SCOL[s];
+        for (const i of idx) {
+          if (statusOf(i) !== s) continue;
+          const y = Y.f(row.get(slotLabel(i))), x0 = X.f(R.start[i]), x1 = Math.max(x0 + 1, X.f(R.end[i]));
+          g.fillRect(x0, y - rowH * 0.36, x1 - x0 - (x1 - x0 > 3 ? 0.6 : 0), rowH * 0.72);
+          pts.x.push((x0 + x1) / 2); pts.y.push(y); pts.i.push(i);
+        }
+      }
+      return pts;
+    },
+    hover: i => runText(i, `${slotLabel(i)}: ${duration(R.start[i])} → ${duration(R.end[i])} (${duration(R.seconds[i])})`)});
+  sec.appendChild(c);
+  sec.appendChild(legend(STATUSES.filter(s => idx.some(i => statusOf(i) === s)).map(s => [SCOL[s], s])));
+  sec.appendChild(el("p", {class: "note", text: `A row per worker${R.gpu.some(g => g !== null) ? " and GPU" : ""}, a bar per run: gaps are idle slots, long bars stragglers.`}));
+}
+
+function failures(sec) {
+  const F = D.failures;
+  if (!F.count) { sec.appendChild(el("p", {class: "note", text: "Every run is ok or pruned."})); return; }
+  sec.appendChild(el("p", {class: "note", text: `${F.count} run(s) not ok, by the last line of their error (${F.groups.length} different). Each shows the whole error and the end of the log of its first run.`}));
+  for (const f of F.groups) {
+    const i = f.runs[0];
+    const ids = f.runs.map(j => `${R.id[j]}` + (D.meta.repeats > 1 ? `/${R.run[j]}` : "")).join(", ") + (f.count > f.runs.length ? ", …" : "");
+    sec.appendChild(el("details", {"data-id": R.id[i]},
+      el("summary", {}, el("span", {class: "dot", style: `background:${SCOL[statusOf(i)]}`}), `${f.count} run(s) · ${statusOf(i)} · `, el("code", {text: f.last.slice(0, 200)})),
+      el("div", {class: "note", text: `${D.meta.repeats > 1 ? "id/run" : "ids"}: ${ids}`}),
+      el("div", {class: "note", text: `first: id ${R.id[i]} run ${R.run[i]}  ` + VARY.map(p => `${p.name}=${fmt(pval(p, i))}`).join("  ")}),
+      el("pre", {text: f.error || "(no error text)"}),
+      f.log !== null ? el("div", {}, el("div", {class: "note", text: `the end of ${f.log_path}`}), el("pre", {text: f.log || "(empty)"})) : null));
+  }
+}
+
+// ── the page ─────────────────────────────────────────────────────────────
+header();
+section("overview", "Experiment", overview);
+section("runs", "Runs", runsTable);
+if (N) {
+  section("history", "History", history);
+  section("parallel", "Parallel coordinates", parallel);
+  section("slices", "Slices", slices);
+  section("importance", "Parameter importance", importance);
+  if (D.pareto) section("pareto", "Pareto front", pareto);
+  if (D.curves) section("curves", "Learning curves", curves);
+  section("timeline", "Timeline", timeline);
+  section("failures", "Failures", failures);
+}
+MAIN.appendChild(el("footer", {text: `exp ${D.meta.exp || ""} report of ${D.meta.journal}, written ${D.meta.written}. One file, nothing fetched: copy it anywhere.`}));
+window.__exp = {sections: SECTIONS, runs: N};
+performance.mark("exp:rendered");
+performance.measure("exp:render", "exp:start", "exp:rendered");
+window.__rendered = true;
+})();
+</script>
+</body>
+</html>
+"""

@@ -157,8 +157,11 @@ def test_a_stopped_run_that_does_not_report_again_is_killed_after_the_grace(tmp_
     write(tmp_path / "train.py", """
         import exp, time
         def run(q):
-            exp.report(1, loss=q)
-            time.sleep(0 if q == 0 else 60)  # a long epoch: no report comes
+            try:
+                exp.report(1, loss=q)
+            except exp.Pruned:
+                pass  # a training loop that swallows the stop, then a long epoch
+            time.sleep(0 if q == 0 else 60)  # no report comes
             return q
     """)
     t0 = time.monotonic()
@@ -314,7 +317,13 @@ def test_gopt_with_hyperband_and_resume_by_replay(tmp_path):
     assert result.optimizer_state == exp_gopt.journal_state(
         tmp_path / "s.toml", tmp_path / "s-gopt.jsonl", objective="loss")
     told = len(result.optimizer_state["told"])
-    assert told == 16  # pruned runs are told at their last value (pruned_as="last")
+    n_ok = statuses_.count("ok")
+    assert told == n_ok  # pruned runs are not told (pruned_as="skip")...
+    assert len(result.optimizer_state["evaluated"]) == 16  # ...only not suggested again
+    last = exp_gopt.optimize(tmp_path / "s.toml", str(tmp_path / "train.py"), n=16,
+                             workers=1, objective="loss", prune="hyperband", max_step=9,
+                             out=tmp_path, name="last", seed=2, quiet=True, pruned_as="last")
+    assert len(last.optimizer_state["told"]) == 16  # told at their last reported value
 
 
 @pytest.mark.timeout(180)
@@ -335,3 +344,28 @@ def test_reports_and_stops_on_a_dask_cluster(tmp_path):
     lines = (tmp_path / "s.jsonl").read_text().splitlines()
     assert sum('"kind":"report"' in line for line in lines) >= 10
     assert json.loads(lines[0])["kind"] == "header"
+
+
+@pytest.mark.timeout(120)
+def test_a_stopped_run_stops_at_the_report_that_decided(tmp_path):
+    """The verdict comes back to the report that asked: a run stopped at step 1 does not
+    train a second epoch."""
+    write(tmp_path / "train.py", """
+        import exp, time
+        def run(q):
+            for epoch in range(1, 10):
+                time.sleep(0.05)
+                with open(f"trained-{q}", "a") as f:
+                    f.write(f"{epoch}\\n")
+                exp.report(epoch, loss=q + 1 / epoch)
+            return {"loss": q + 1 / 9}
+    """)
+    space(tmp_path, 6)
+    out = cli("run", "-p", "s.toml", "-m", "train.py", "-w", "1", "--prune", "asha",
+              "--objective", "loss", "--max-step", "9", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    pruned = [r for r in exp.read_journal(tmp_path / "s.jsonl") if r["status"] == "pruned"]
+    assert pruned
+    for r in pruned:
+        trained = (tmp_path / f"trained-{r['params']['q']}").read_text().split()
+        assert int(trained[-1]) == r["pruned_at"] == r["step"], r
