@@ -4891,8 +4891,8 @@ def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None,
             for r in records:
                 summary.add((r["id"], r["run"]), _CODE[r["status"].encode()], r)
     records.journal = journal.path
+    report_path = _report_after(journal, quiet=True) if report else None
     if not quiet:
-        report_path = _report_after(journal, quiet=True) if report else None
         text = summary.text(varying=_varying(setup.space) if tables is not None else None,
                             progress=progress, journal=setup.journal_path, report=report_path)
         if progress is not None and not progress.total:

@@ -1922,8 +1922,9 @@ _CURVE_POINTS = 200_000
 _FAILURES_SHOWN = 300
 #: The end of a failed run's log a report shows, in bytes.
 _LOG_TAIL = 4000
-#: Runs the importance forest is fitted to, at most (a random sample beyond).
-_IMPORTANCE_RUNS = 10_000
+#: Ok runs importance is computed from, at most (a random sample beyond: under 1 s
+#: at any size, bench/bench_report.py).
+_IMPORTANCE_RUNS = 5_000
 #: Ok runs from which importance is measured on a held-out quarter; below, on the runs
 #: the forest was fitted to (too few to hold any out).
 _HELD_OUT_FROM = 100
@@ -2155,13 +2156,14 @@ def _importance(params: list[dict], runs: dict, key: str | None) -> dict[str, An
     held_out = len(order) >= _HELD_OUT_FROM
     cut = int(len(order) * 0.75) if held_out else len(order)
     train, test = order[:cut], (order[cut:] if held_out else order)
-    forest = ExtraTreesRegressor(n_estimators=48, min_samples_leaf=3, random_state=0, n_jobs=1)
+    forest = ExtraTreesRegressor(n_estimators=32, min_samples_leaf=3, random_state=0, n_jobs=1)
     with threadpool_limits(1):
         forest.fit(X[train], y[train])
         r2 = float(forest.score(X[test], y[test]))
         found = permutation_importance(forest, X[test], y[test], n_repeats=5, random_state=0,
                                        n_jobs=1)
-    return {"r2": _short(r2), "runs": int(len(y)), "names": names, "held_out": held_out,
+    return {"r2": _short(r2), "runs": int(len(y)), "sample": int(len(order)), "names": names,
+            "held_out": held_out,
             "mean": [_short(float(v)) for v in found.importances_mean],
             "sd": [_short(float(v)) for v in found.importances_std]}
 
@@ -2847,7 +2849,7 @@ function history(sec, width) {
         return {x: px, y: py, i: order};
       },
       hover: i => runText(i, `${m} = ${fmt(col[i])}` + (R.end[i] !== null ? `\nended at ${duration(R.end[i])}` : ""))});
-    h.replaceChildren(c, legend([[SCOL.ok, "ok"], [SCOL.pruned, "pruned (its last report)"], ["#1c6fd1", "best so far"]]));
+    h.replaceChildren(c, legend([[SCOL.ok, "ok"], ...(idx.some(i => statusOf(i) === "pruned") ? [[SCOL.pruned, "pruned (its last report)"]] : []), ["#1c6fd1", "best so far"]]));
   }
   const controls = metricPicker(sec, OBJ, draw, ["ok", "pruned"]);
   if (controls) {
@@ -2950,7 +2952,7 @@ function slices(sec, width) {
         },
         hover: i => runText(i, `${m} = ${fmt(col[i])}`)}));
     }
-    const items = [[SCOL.ok, "ok run"], [SCOL.pruned, "pruned (its last report)"]];
+    const items = [[SCOL.ok, "ok run"], ...(idx.some(i => statusOf(i) === "pruned") ? [[SCOL.pruned, "pruned (its last report)"]] : [])];
     if (dep) items.push(["#1c6fd1", "the search's model: partial dependence (mean over the other parameters)"]);
     if (VARY.some(p => p.kind === "cat")) items.push(["#1d232b", "mean of the ok runs per value"]);
     h.replaceChildren(grid, legend(items), el("p", {class: "note", text: `${m} against each parameter (${maximize ? "higher" : "lower"} is better).`}));
@@ -2976,8 +2978,8 @@ function importance(sec, width) {
       });
     }}));
   const how = I.held_out
-    ? `a forest of 48 extra trees (scikit-learn) fitted to three quarters of the ${I.runs} ok runs; each parameter's column is shuffled in the other quarter and the drop in the forest's R² is its importance (mean ± sd of 5 shuffles). The forest's R² on those held-out runs is ${fmt(I.r2)}: the lower it is, the less these figures say.`
-    : `a forest of 48 extra trees (scikit-learn) fitted to the ${I.runs} ok runs; each parameter's column is shuffled and the drop in the forest's R² is its importance (mean ± sd of 5 shuffles). With under 100 runs none is held out, so this is how the forest uses each parameter (its R² on the runs it saw: ${fmt(I.r2)}), a rough guide rather than a measurement.`;
+    ? `a forest of 32 extra trees (scikit-learn) fitted to three quarters of ${I.sample < I.runs ? `a random ${I.sample} of the ${I.runs}` : `the ${I.runs}`} ok runs; each parameter's column is shuffled in the other quarter and the drop in the forest's R² is its importance (mean ± sd of 5 shuffles). The forest's R² on those held-out runs is ${fmt(I.r2)}: the lower it is, the less these figures say.`
+    : `a forest of 32 extra trees (scikit-learn) fitted to the ${I.runs} ok runs; each parameter's column is shuffled and the drop in the forest's R² is its importance (mean ± sd of 5 shuffles). With under 100 runs none is held out, so this is how the forest uses each parameter (its R² on the runs it saw: ${fmt(I.r2)}), a rough guide rather than a measurement.`;
   sec.appendChild(el("p", {class: "note", text: `How much each parameter matters to ${OBJ}: ` + how}));
 }
 
