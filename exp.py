@@ -3318,8 +3318,10 @@ class _DaskPool:
     #: until then): a scheduler round trip costs milliseconds.
     BATCH_SECONDS = 0.1
     MAX_BATCH = 4096
-    #: Seconds the scheduler may stay unreachable before the experiment stops.
+    #: Seconds the scheduler may stay unreachable (or not answer) before the experiment
+    #: stops, and seconds between the probes that find one that no longer answers.
     LOST_AFTER = 30.0
+    PROBE_EVERY = 10.0
 
     def __init__(self, runnable: _Runnable, *, address: str | None, scheduler_file: str | None,
                  security: str | None, logs: Path, runnable_hash: str,
@@ -3341,6 +3343,7 @@ class _DaskPool:
         self._mean: float | None = None  # moving mean of run seconds: sets the batch size
         self._single: set[tuple[int, int]] = set()  # runs sent alone after a lost batch
         self._lost_at: float | None = None  # monotonic time the scheduler was last seen gone
+        self._probe: tuple[Any, float] = (None, time.monotonic())  # (answer to come, sent at)
         self.where = address or scheduler_file  # the scheduler's address, once known
         self._log_level = 0
         self.reports: _Reports | None = None  # set by the loop: where runs report to
@@ -3529,15 +3532,35 @@ class _DaskPool:
         self._mean = seconds if self._mean is None else self._mean + 0.2 * (seconds - self._mean)
 
     def _check_scheduler(self) -> None:
-        """Stop, in LOST_AFTER seconds, an experiment whose scheduler is gone."""
+        """Stop, in LOST_AFTER seconds, an experiment whose scheduler is gone, or frozen
+        (its connection open, no answer: probed every PROBE_EVERY seconds)."""
         status = getattr(self.client, "status", "closed")
+        now = time.monotonic()
         if status == "running":
             self._lost_at = None
+            self._probe_scheduler(now)
             return
-        now = time.monotonic()
         self._lost_at = self._lost_at or now
         if status in ("closed", "failed") or now - self._lost_at >= self.LOST_AFTER:
             raise self._gone(f"no answer for {now - self._lost_at:.0f}s")
+
+    def _probe_scheduler(self, now: float) -> None:
+        """Ask the scheduler who it is, without waiting for the answer; one that has not
+        come within LOST_AFTER means a scheduler that stopped answering."""
+        probe, sent = self._probe
+        if probe is not None and not probe.done():
+            if now - sent >= self.LOST_AFTER:
+                raise self._gone(f"it has not answered for {now - sent:.0f}s")
+            return
+        if now - sent < self.PROBE_EVERY:
+            return
+        import asyncio
+        try:
+            probe = asyncio.run_coroutine_threadsafe(self.client.scheduler.identity(),
+                                                     self.client.loop.asyncio_loop)
+        except Exception:  # noqa: BLE001 - a client closing: its status says so next time
+            probe = None
+        self._probe = (probe, now)
 
     def _on_result(self, future: Any, batch: list[_Task], outcomes: list[_Outcome]) -> None:
         """Journal what a batch did; put back what it did not run."""

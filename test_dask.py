@@ -359,6 +359,36 @@ def test_scheduler_death_stops_in_bounded_time_and_the_rerun_finishes(tmp_path):
     assert sorted((r["id"], r["run"]) for r in lines) == [(i, 1) for i in range(40)]
 
 
+@pytest.mark.timeout(240)
+def test_a_frozen_scheduler_stops_the_experiment_in_bounded_time(tmp_path):
+    """SIGSTOP: the connection stays open and nothing answers; the probe notices within
+    PROBE_EVERY + LOST_AFTER seconds: one line, exit 2, only finished runs journaled."""
+    space(tmp_path, 40)
+    write(tmp_path / "job.py", "import time\ndef run(x):\n    time.sleep(0.4)\n    return x\n")
+    procs, sched_file = start_scheduler(tmp_path)
+    try:
+        driver = subprocess.Popen([sys.executable, "-m", "exp", "run", "-p", "s.toml", "-m",
+                                   "job.py", "-q", "--scheduler-file", str(sched_file)],
+                                  cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        journal = tmp_path / "s.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not journal.exists()
+                                               or len(journal.read_text().splitlines()) < 5):
+            time.sleep(0.05)
+        procs[0].send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        bound = exp._DaskPool.LOST_AFTER + exp._DaskPool.PROBE_EVERY
+        _, err = driver.communicate(timeout=bound + 60)
+        assert time.monotonic() - t0 < bound + 10
+        assert driver.returncode == 2, err
+        assert "has not answered for" in err and len(err.strip().splitlines()) == 1, err
+        assert all(r["status"] == "ok" for r in exp.read_journal(journal))
+    finally:
+        procs[0].send_signal(signal.SIGCONT)
+        stop(procs)
+
+
 @pytest.mark.timeout(120)
 def test_bad_scheduler_addresses_and_files_are_one_line_at_once(tmp_path):
     space(tmp_path, 2)
