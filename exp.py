@@ -4906,9 +4906,9 @@ def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None,
     if tables is not None:
         summary = tables.summary
         records = Records._read(journal.path, tables.grid, tables.current()) \
-            if want else Records()
-    else:
-        records = Records._read(journal.path)
+            if want and not failed else Records()
+    else:  # an interrupted search is not read back: Ctrl-C ends at once at any size
+        records = Records._read(journal.path) if not failed else Records()
         summary = _Summary(objective=objective, maximize=maximize, top=5 if rank else 0)
         if not quiet:
             for r in records:
