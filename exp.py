@@ -2472,6 +2472,32 @@ class _SigintHeld:
         signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
 
 
+class _SignalsDeferred:
+    """Ctrl-C, SIGTERM and SIGHUP noted (``got``), not raised, inside the block; the
+    first of them raised as its handler would when the block ends.
+
+    For clean-up that must run to its end. Python runs signal handlers in the
+    main thread only, so elsewhere there is nothing to defer.
+    """
+
+    def __enter__(self) -> _SignalsDeferred:
+        self.got: list[int] = []
+        self.previous: dict[int, Any] = {}
+        if _is_main_thread():
+            for signum in _ENDING_SIGNALS:
+                old = signal.getsignal(signum)
+                if callable(old):
+                    self.previous[signum] = old
+                    signal.signal(signum, lambda n, _frame: self.got.append(n))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, old in self.previous.items():
+            signal.signal(signum, old)
+        if self.got:
+            self.previous[self.got[0]](self.got[0], None)
+
+
 class _Process:
     """A worker process (``_child_main``), its channel, death watch and shared state.
 
@@ -2971,9 +2997,20 @@ class _LocalPool:
             if meanwhile is not None:
                 meanwhile()
         finally:  # a Ctrl-C during it still stops and closes every worker
-            deadline = time.monotonic() + (1.0 if kill else 5.0)
+            self._reap(alive, 1.0 if kill else 5.0)
+
+    def _reap(self, alive: list[_Worker], grace: float) -> None:
+        """Wait up to ``grace`` seconds for the workers to exit, then kill what is left.
+
+        A Ctrl-C or SIGTERM meanwhile cuts the wait short, not the reaping: a
+        worker left alive could outlive the driver's clean-up (and find its log
+        folder gone), so the signal is raised once every worker is dead.
+        """
+        with _SignalsDeferred() as deferred:
+            deadline = time.monotonic() + grace
             for w in alive:
-                w.process.join(max(0.0, deadline - time.monotonic()))
+                while not deferred.got and w.process.is_alive() and time.monotonic() < deadline:
+                    w.process.join(min(0.05, max(0.0, deadline - time.monotonic())))
                 w.process.kill()  # if still alive; and what its runs left in its group
                 w.process.join()
                 w.process.close()
@@ -3478,7 +3515,10 @@ class _DaskPool:
     def wait(self, timeout: float | None = None) -> list[_Outcome]:
         try:
             return self._wait(timeout)
-        except (OSError, TimeoutError) as e:  # a call to a scheduler that has just gone
+        except ExpError:
+            raise
+        except Exception as e:  # a call to a scheduler that has just gone: OSError,
+            # TimeoutError, or ClosedClientError from a submit once the client noticed
             if getattr(self.client, "status", "closed") == "running":
                 raise
             raise self._gone(f"it dropped the connection: {type(e).__name__}") from None
@@ -4458,7 +4498,8 @@ def _run_pool(setup: _Setup, source: Any, journal: _Journal, *, timeout: float |
     pool.reports = reports
     completed = False
     try:
-        pool.start()
+        if total:  # nothing to run: no worker is started (nor a cluster reached)
+            pool.start()
         completed = _drive(pool, source, journal, progress, reports, cancel=cancel)
     finally:
         progress.startup = pool.startup_seconds

@@ -359,6 +359,34 @@ def test_scheduler_death_stops_in_bounded_time_and_the_rerun_finishes(tmp_path):
     assert sorted((r["id"], r["run"]) for r in lines) == [(i, 1) for i in range(40)]
 
 
+@pytest.mark.timeout(120)
+def test_a_submit_after_the_client_saw_the_scheduler_die_is_the_one_line(tmp_path):
+    """The race a campaign found: the scheduler dies between the check of the client's
+    status and the next submit, which raises ClosedClientError (not an OSError)."""
+    job = write(tmp_path / "job.py", "def run(x):\n    return x\n")
+    procs, sched_file = start_scheduler(tmp_path, workers=1)
+    pool = exp._DaskPool(exp._parse_runnable(str(job)), address=None,
+                         scheduler_file=str(sched_file), security=None, logs=tmp_path,
+                         runnable_hash="h", timeout=None, workers=None, gpus_per_run=None,
+                         names=["x"])
+    try:
+        pool.start()
+        pool.submit(exp._Task(0, 1, {"x": 1}))
+        assert [o.status for o in pool.wait(60)] == ["ok"]
+        procs[0].kill()
+        procs[0].wait()
+        deadline = time.monotonic() + 60
+        while pool.client.status == "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pool.client.close()  # a status that makes submit raise, whatever the timing
+        pool.submit(exp._Task(1, 1, {"x": 2}))
+        with pytest.raises(exp.ExpError, match="the Dask scheduler at .* is gone"):
+            pool.wait(5)
+    finally:
+        pool.shutdown(kill=True)
+        stop(procs)
+
+
 @pytest.mark.timeout(240)
 def test_a_frozen_scheduler_stops_the_experiment_in_bounded_time(tmp_path):
     """SIGSTOP: the connection stays open and nothing answers; the probe notices within

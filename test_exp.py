@@ -639,6 +639,43 @@ def test_sigint_while_many_workers_start_is_quiet_and_leaves_nothing(tmp_path):
         assert not alive_in_group(proc.pid), delay
 
 
+@pytest.mark.timeout(60)
+def test_signal_while_workers_exit_still_kills_every_worker(tmp_path):
+    """A Ctrl-C that lands while the pool waits for its workers to exit cuts the wait
+    short, and is raised only once every worker is dead: one left alive would outlive
+    the driver's clean-up (a traceback from a worker whose log folder was removed)."""
+    job = write(tmp_path / "slowload.py", "import time\ntime.sleep(30)\ndef run(x):\n    return x\n")
+    pool = exp._LocalPool(str(job), [None, None], logs=tmp_path / "logs", runnable_hash="h")
+    (tmp_path / "logs").mkdir()
+    pool.start()
+    pids = [w.process.pid for w in pool.workers]
+    import threading
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        pool.shutdown()  # polite: they are still importing, so it would wait 5 s
+    took = time.monotonic() - t0
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert pool.workers == [None, None]
+    assert took < 5, "the polite wait was not cut short"
+
+
+@pytest.mark.timeout(60)
+def test_nothing_to_run_starts_no_worker(tmp_path):
+    marker = tmp_path / "loaded"
+    job = write(tmp_path / "mark.py", f"open({str(marker)!r}, 'a').write('x')\n"
+                "def run(x):\n    return x\n")
+    space = write(tmp_path / "s.toml", "[x]\ntype = 'range'\nbounds = [0, 4]\n")
+    exp.run_experiment(space, str(job), workers=2, out=tmp_path, quiet=True)
+    assert marker.read_text() == "xx"  # each worker loaded it once
+    out = cli("run", "-p", str(space), "-m", str(job), "-w", "2", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "nothing to run" in out.stderr
+    assert marker.read_text() == "xx", "a worker was started for nothing"
+
+
 @pytest.mark.timeout(90)
 def test_kill9_driver_then_resume_completes_exactly_once(tmp_path):
     space, job = slow_job(tmp_path, 60)
