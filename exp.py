@@ -5645,9 +5645,11 @@ def results(journal: str | os.PathLike, *, top: int | None = 20, sort: str | Non
     varying = _varying(experiment.space) if experiment.grid is not None else names
     fixed = {n: experiment.space.grid_values()[n][0] for n in names if n not in varying}
     group = experiment.runs > 1 if group is None else group
-    if experiment.grid is not None and not (conditions or statuses or group) and top and \
-            sort not in (*names, *_RUN_FIELDS, "id", "run", "status"):
-        return _top_of_grid(experiment, top, sort, maximize, objective, names, varying, fixed)
+    if experiment.grid is not None and not (conditions or statuses) and top and \
+            sort not in (*names, *_RUN_FIELDS, "id", "run", "status") and \
+            (not group or sort is not None):
+        best = _top_groups_of_grid if group else _top_of_grid
+        return best(experiment, top, sort, maximize, objective, names, varying, fixed)
     counts = dict.fromkeys(STATUSES, 0)
     keys: dict[str, None] = {}  # the keys of dict results
     scalar = False  # some result is a number
@@ -5763,6 +5765,78 @@ def _top_of_grid(experiment: _Experiment, top: int, sort: str | None, maximize: 
                  len(codes) - codes.count(0), False, notes)
 
 
+def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str, maximize: bool,
+                        objective: str | None, names: list[str], varying: list[str],
+                        fixed: dict[str, Any]) -> Table:
+    """The best ``top`` configurations of a grid journal with repeats, ranked by the mean
+    of a result over their runs, in two passes of flat memory: the first keeps each
+    run's status, value and place in the journal (13 bytes a run), the second reads
+    the runs of the best only. Ranked as ``results`` ranks groups: by the mean of the
+    finite values, taken in journal order (the same float), ties by id,
+    configurations without one last; a run journaled twice counts once."""
+    import heapq
+    from array import array
+    grid = experiment.grid
+    runs = grid.runs
+    codes = bytearray(grid.size * runs)
+    values = array("d", [math.nan]) * len(codes)
+    order = array("i", [0]) * len(codes)  # line of its latest record, for journal order
+    keys: dict[str, None] = {}
+    scalar = False
+    key = sort.removeprefix("result.")
+    for n, (slot, code, line) in enumerate(_grid_records(experiment.path, grid,
+                                                          experiment.current)):
+        if slot is None:
+            continue
+        codes[slot], order[slot] = code, n
+        result = _result_of(line)
+        if type(result) is dict:
+            if len(keys) < 100:
+                keys.update(dict.fromkeys(result))
+            value = result.get(key)
+        else:
+            scalar = scalar or _is_number(result)
+            value = result if sort in ("result", "value") else None
+        values[slot] = value if _is_number(value) and math.isfinite(value) else math.nan
+    if objective is not None and (keys or scalar) and objective not in keys and \
+            not (objective == "value" and scalar):
+        what = f"result keys: {_quoted(keys)}" if keys else "the results are numbers, not dicts"
+        raise ExpError(f"--objective {objective!r}: no result has that key ({what})")
+    sign, shown = (-1.0 if maximize else 1.0), 0
+
+    def ranked() -> Iterator[tuple[int, float, int]]:
+        nonlocal shown
+        empty = bytes(runs)
+        for cid in range(grid.size):
+            base = cid * runs
+            if codes[base:base + runs] == empty:
+                continue  # no run of it in the journal
+            shown += 1
+            found = [values[s] for s in sorted(range(base, base + runs), key=order.__getitem__)
+                     if codes[s] and values[s] == values[s]]
+            yield (0, sign * _welford_mean(found), cid) if found else (2, 0.0, cid)
+    best = [cid for *_, cid in heapq.nsmallest(top, ranked())]
+    wanted, latest = set(best), {}
+    for n, (slot, _, line) in enumerate(_grid_records(experiment.path, grid,
+                                                       experiment.current)):
+        if slot is not None and slot // runs in wanted:
+            latest[slot] = (n, line)
+    groups: dict[int, dict] = {}
+    for slot, (_, line) in sorted(latest.items(), key=lambda item: item[1][0]):  # as read
+        record = _loads(line)
+        record["id"] = slot // runs  # its id in the current space
+        _gather(groups, _row(record, names))
+    rows = [_aggregate(groups[cid]) for cid in best]
+    if rows and not any(_lookup(r, sort) is not None for r in rows):
+        raise ExpError(f"--sort {sort!r}: no such column (parameters: {_quoted(names)}; result "
+                       f"keys: {_quoted(keys) or 'none'}; or one of {_quoted(_RUN_FIELDS)})")
+    counts = {name: codes.count(code) for code, name in _STATUS_NAME.items()}
+    notes = ["the experiment is still running: this is what its journal holds now"] \
+        if experiment.running else []
+    return Table(_table_columns(rows, names, varying, True), rows, fixed, counts, shown,
+                 True, notes)
+
+
 def _default_sort(experiment: _Experiment) -> str | None:
     """"result" when the runs return numbers (the first ok ones say), else None (by id)."""
     for n, line in enumerate(_lines(experiment.path)):
@@ -5818,6 +5892,14 @@ def _gather(groups: dict[int, dict], row: dict[str, Any]) -> None:
             delta = value - mean
             mean += delta / n
             g["stats"][key] = (n, mean, m2 + delta * (value - mean))
+
+
+def _welford_mean(values: list[float]) -> float:
+    """The mean as _gather computes it, to the last bit."""
+    mean = 0.0
+    for n, value in enumerate(values, 1):
+        mean += (value - mean) / n
+    return mean
 
 
 def _aggregate(g: dict) -> dict[str, Any]:

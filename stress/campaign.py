@@ -1391,14 +1391,28 @@ def start_exp(args: list[str], d: Path, tag: str, err: Path, *, preexec=None,
 
 
 def wait_measured(p: subprocess.Popen, timeout: float | None) -> tuple[int | None, int]:
-    """Wait for ``p`` up to ``timeout`` s: (exit code or None, its peak RSS in KiB)."""
+    """Wait for ``p`` up to ``timeout`` s: (exit code or None, its peak RSS in KiB).
+
+    The peak is the driver's own high-water mark (VmHWM), read every 0.1 s while
+    it runs; ``ru_maxrss`` (the fallback) is no measure of it: it is the largest
+    of the driver's, its workers' and, carried over the exec, this process's.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
+    hwm, sampled = 0, 0.0
     while True:
+        now = time.monotonic()
+        if now - sampled >= 0.1:
+            sampled = now
+            with contextlib.suppress(OSError, ValueError):
+                with open(f"/proc/{p.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            hwm = max(hwm, int(line.split()[1]))
         pid, status, usage = os.wait4(p.pid, os.WNOHANG)
         if pid:
             p.returncode = os.waitstatus_to_exitcode(status)
-            return p.returncode, usage.ru_maxrss
-        if deadline is not None and time.monotonic() > deadline:
+            return p.returncode, hwm or usage.ru_maxrss
+        if deadline is not None and now > deadline:
             return None, 0
         time.sleep(0.01)
 
