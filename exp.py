@@ -5646,8 +5646,7 @@ def results(journal: str | os.PathLike, *, top: int | None = 20, sort: str | Non
     fixed = {n: experiment.space.grid_values()[n][0] for n in names if n not in varying}
     group = experiment.runs > 1 if group is None else group
     if experiment.grid is not None and not (conditions or statuses) and top and \
-            sort not in (*names, *_RUN_FIELDS, "id", "run", "status") and \
-            (not group or sort is not None):
+            sort not in (*names, *_RUN_FIELDS, "id", "run", "status"):
         best = _top_groups_of_grid if group else _top_of_grid
         return best(experiment, top, sort, maximize, objective, names, varying, fixed)
     counts = dict.fromkeys(STATUSES, 0)
@@ -5765,7 +5764,7 @@ def _top_of_grid(experiment: _Experiment, top: int, sort: str | None, maximize: 
                  len(codes) - codes.count(0), False, notes)
 
 
-def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str, maximize: bool,
+def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str | None, maximize: bool,
                         objective: str | None, names: list[str], varying: list[str],
                         fixed: dict[str, Any]) -> Table:
     """The best ``top`` configurations of a grid journal with repeats, ranked by the mean
@@ -5773,7 +5772,8 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str, maximize: 
     run's status, value and place in the journal (13 bytes a run), the second reads
     the runs of the best only. Ranked as ``results`` ranks groups: by the mean of the
     finite values, taken in journal order (the same float), ties by id,
-    configurations without one last; a run journaled twice counts once."""
+    configurations without one last; a run journaled twice counts once. With no
+    ``sort``, the first by id."""
     import heapq
     from array import array
     grid = experiment.grid
@@ -5783,12 +5783,14 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str, maximize: 
     order = array("i", [0]) * len(codes)  # line of its latest record, for journal order
     keys: dict[str, None] = {}
     scalar = False
-    key = sort.removeprefix("result.")
+    key = sort.removeprefix("result.") if sort is not None else None
     for n, (slot, code, line) in enumerate(_grid_records(experiment.path, grid,
                                                           experiment.current)):
         if slot is None:
             continue
         codes[slot], order[slot] = code, n
+        if key is None:
+            continue
         result = _result_of(line)
         if type(result) is dict:
             if len(keys) < 100:
@@ -5812,6 +5814,9 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str, maximize: 
             if codes[base:base + runs] == empty:
                 continue  # no run of it in the journal
             shown += 1
+            if key is None:
+                yield 0, float(cid), cid
+                continue
             found = [values[s] for s in sorted(range(base, base + runs), key=order.__getitem__)
                      if codes[s] and values[s] == values[s]]
             yield (0, sign * _welford_mean(found), cid) if found else (2, 0.0, cid)
@@ -5827,7 +5832,7 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str, maximize: 
         record["id"] = slot // runs  # its id in the current space
         _gather(groups, _row(record, names))
     rows = [_aggregate(groups[cid]) for cid in best]
-    if rows and not any(_lookup(r, sort) is not None for r in rows):
+    if sort is not None and rows and not any(_lookup(r, sort) is not None for r in rows):
         raise ExpError(f"--sort {sort!r}: no such column (parameters: {_quoted(names)}; result "
                        f"keys: {_quoted(keys) or 'none'}; or one of {_quoted(_RUN_FIELDS)})")
     counts = {name: codes.count(code) for code, name in _STATUS_NAME.items()}

@@ -136,6 +136,8 @@ def test_grouped_top_in_flat_memory_ranks_as_the_full_table_does(tmp_path):
             assert fast.rows == full.rows, (maximize, top)
             assert fast.columns == full.columns and fast.counts == full.counts
             assert fast.shown == full.shown == 60
+        by_id = exp.results(journal, top=top)  # no objective: the first by id
+        assert by_id.rows == exp.results(journal, top=top, where=["id>=0"]).rows
     with pytest.raises(exp.ExpError, match="--sort 'nope': no such column"):
         exp.results(journal, top=5, sort="nope")
 
