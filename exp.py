@@ -2324,7 +2324,7 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
     statuses, records, lines, last_sent = bytearray(), [], bytearray(), monotonic()
     todo: deque[tuple] = deque()
     attempt, runs = f"{session}.{me}.", 0  # each run's attempt: unique across sessions
-    environ = os.environ
+    run_env = _RunVariable(_RUN_ENV)
 
     def send() -> None:
         nonlocal last_sent
@@ -2372,7 +2372,7 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
             kwargs["run"] = trun
         capture.start()
         runs += 1
-        environ[_RUN_ENV] = f"{tid},{trun},{attempt}{runs}"
+        run_env.set(f"{tid},{trun},{attempt}{runs}")
         if state is not None:
             state[0] = monotonic()  # the start first: the driver reads the count first
             state[1] += 1
@@ -2404,6 +2404,45 @@ def _worker_main(conn: _Channel, runnable: str, worker: int | str, gpu: str | No
             send()
     _end_leftovers()
     capture.close()
+
+
+class _RunVariable:
+    """An environment variable set before each run, in flat memory.
+
+    glibc's setenv keeps every value it was ever given (about 76 bytes each: a
+    worker of ten million runs would hold 760 MB of them), so on glibc the
+    variable is a buffer of its own, given to putenv once (which keeps the
+    pointer, not a copy) and rewritten in place; ``os.environ``'s mapping is
+    updated beside it, so the run's own code, any copy of exp in it and the
+    processes it starts all see the current value. Elsewhere, os.environ.
+    """
+
+    SIZE = 512
+
+    def __init__(self, name: str):
+        self.name, self.buffer, self.at = name, None, 0
+        data = getattr(os.environ, "_data", None)
+        if sys.platform != "linux" or not isinstance(data, dict):
+            return
+        try:
+            import ctypes
+            prefix = f"{name}=".encode()
+            buffer = ctypes.create_string_buffer(prefix, self.SIZE)
+            if ctypes.CDLL(None).putenv(buffer) == 0:
+                self.buffer, self.at, self._memmove = buffer, len(prefix), ctypes.memmove
+                self._address = ctypes.addressof(buffer) + len(prefix)
+                self._key, self._data = os.environ.encodekey(name), data
+        except (OSError, AttributeError, TypeError):
+            self.buffer = None
+
+    def set(self, value: str) -> None:
+        raw = value.encode()
+        if self.buffer is None or self.at + len(raw) >= self.SIZE:
+            os.environ[self.name] = value  # (and no longer this buffer, which glibc forgets)
+            self.buffer = None
+            return
+        self._memmove(self._address, raw + b"\0", len(raw) + 1)
+        self._data[self._key] = raw
 
 
 # ─── pool (parent side) ──────────────────────────────────────────────────────
