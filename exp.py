@@ -5861,8 +5861,12 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str | None, max
             yield (0, sign * _welford_mean(found), cid) if found else (2, 0.0, cid)
     best = [cid for *_, cid in heapq.nsmallest(top, ranked())]
     wanted, latest = set(best), {}
+    last = max((order[s] for cid in best for s in range(cid * runs, (cid + 1) * runs)
+                if codes[s]), default=-1)
     for n, (slot, _, line) in enumerate(_grid_records(experiment.path, grid,
                                                        experiment.current)):
+        if n > last:
+            break  # past the last line of the best: the rest need not be read
         if slot is not None and slot // runs in wanted:
             latest[slot] = (n, line)
     groups: dict[int, dict] = {}
