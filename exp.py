@@ -6499,8 +6499,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="ask for a point as soon as a worker is free (default)")
     mode.add_argument("--sync", dest="sync", action="store_true",
                       help="batches of --workers points (reproducible with --seed)")
-    gopt.add_argument("--liar", default="cl_min", choices=("cl_min", "cl_max", "cl_mean"),
-                      help="value assumed for pending points (default cl_min)")
+    gopt.add_argument("--liar", default=None, choices=("cl_min", "cl_max", "cl_mean"),
+                      help="value assumed for pending points (default cl_min; cl_mean with "
+                           "several objectives)")
     gopt.add_argument("--warm-start", nargs="+", default=[], metavar="JOURNAL",
                       help="journals whose points seed the optimiser")
     gopt.add_argument("--plot", action="store_true", help="write convergence and objective plots")

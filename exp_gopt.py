@@ -987,7 +987,7 @@ class GoptResult:
         return sum(e.status == "ok" for e in self.evaluations)
 
 
-def _check_options(n: int, surrogate: str, acquisition: str, liar: str, initial: str,
+def _check_options(n: int, surrogate: str, acquisition: str, liar: str | None, initial: str,
                    n_initial: int | None, kappa: float, xi: float) -> None:
     def valid(name: str, value: str, choices: tuple[str, ...]) -> None:
         if value not in choices:
@@ -995,7 +995,8 @@ def _check_options(n: int, surrogate: str, acquisition: str, liar: str, initial:
                                f"{', '.join(map(repr, choices))})")
     valid("surrogate", surrogate, SURROGATES)
     valid("acquisition", acquisition, ACQUISITIONS)
-    valid("liar", liar, LIARS)
+    if liar is not None:  # None: the default for the goal (_default_liar)
+        valid("liar", liar, LIARS)
     valid("initial design", initial, INITIAL_DESIGNS)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise exp.ExpError(f"n must be >= 1, got {n!r}")
@@ -1010,7 +1011,7 @@ def _check_options(n: int, surrogate: str, acquisition: str, liar: str, initial:
 def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int = 20,
              workers: int | None = None, surrogate: str = "GP", acquisition: str = "EI",
              kappa: float = 1.96, xi: float = 0.01, n_initial: int | None = None,
-             initial: str = "sobol", sync: bool = False, liar: str = "cl_min",
+             initial: str = "sobol", sync: bool = False, liar: str | None = None,
              objective: str | None = None, maximize: bool = False,
              warm_start: Sequence[str | os.PathLike] = (), plot: bool = False,
              gpus: Any = None, per_gpu: int = 1, gpus_per_run: int = 1,
@@ -1056,7 +1057,7 @@ def optimize(space: exp.ParamSpace | str | os.PathLike, runnable: str, *, n: int
 
 def _optimize(space: Any, runnable: str, *, n: int, workers: int | None, surrogate: str,
               acquisition: str, kappa: float, xi: float, n_initial: int | None, initial: str,
-              sync: bool, liar: str, objective: str | None, maximize: bool,
+              sync: bool, liar: str | None, objective: str | None, maximize: bool,
               warm_start: Sequence[str | os.PathLike], plot: bool, gpus: Any, per_gpu: int,
               gpus_per_run: int, timeout: float | None, out: str | os.PathLike,
               name: str | None, seed: int | None, fresh: bool, retry_failed: bool, cancel: bool,
@@ -1200,7 +1201,18 @@ def _state(opt: _Optimizer) -> dict[str, list]:
             "evaluated": sorted(exp._dumps(list(k)) for k in opt.evaluated)}
 
 
+def _default_liar(goal: exp.Goal) -> str:
+    """The value assumed at pending points: the best seen for one objective; the mean
+    of the scalarised values for several. Each ParEGO suggestion scalarises with other
+    weights, and the optimistic lie drew 4 async workers together: on DTLZ2 (4
+    workers, 4 seeds, bench/bench_multi.py's problem) the median hypervolume was
+    0.263 with cl_min, 0.302 with cl_max, 0.333 with cl_mean."""
+    return "cl_mean" if goal.multi else "cl_min"
+
+
 def _new_optimizer(dims: list[Any], goal: exp.Goal, **kwargs: Any) -> _Optimizer:
+    if kwargs.get("liar", "") is None:
+        kwargs["liar"] = _default_liar(goal)
     if goal.multi:
         return _GoalOptimizer(dims, n_objectives=len(goal.objectives),
                               n_constraints=len(goal.constraints), **kwargs)
