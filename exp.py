@@ -528,8 +528,13 @@ class ParamSpace:
     # configurations
     def grid_values(self, rng: random.Random | None = None) -> dict[str, list[Any]]:
         """The values each parameter takes in a grid (random ones drawn from rng)."""
+        return {name: list(axis) for name, axis in self._grid_axes(rng).items()}
+
+    def _grid_axes(self, rng: random.Random | None = None) -> dict[str, Sequence[Any]]:
+        """grid_values, with an int range as a ``range``: a grid of one axis of ten
+        million values holds none of them."""
         rng = rng or self._grid_rng()
-        return {name: _values(spec, rng) for name, spec in self.params.items()}
+        return {name: _axis(spec, rng) for name, spec in self.params.items()}
 
     def _grid_rng(self) -> random.Random:
         # With a seed every grid is the same (a resumed experiment needs that);
@@ -541,11 +546,11 @@ class ParamSpace:
         """Every configuration, ``runs`` times each: dicts with ``id`` and ``run``."""
         if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
             raise ParamError(f"runs must be an integer >= 1, got {runs!r}")
-        return _grid(self.grid_values(), runs) if self.params else iter(())
+        return _grid(self._grid_axes(), runs) if self.params else iter(())
 
     def config(self, cid: int, values: dict[str, list[Any]] | None = None) -> dict[str, Any]:
         """Configuration ``cid`` of the grid, computed directly (mixed radix)."""
-        values = values or self.grid_values()
+        values = values or self._grid_axes()
         if not 0 <= cid < self.size:
             raise ParamError(f"unknown config id {cid!r} (valid ids are 0..{self.size - 1})")
         config, rest = {}, cid
@@ -598,12 +603,23 @@ class ParamSpace:
         return paths
 
 
-def _grid(values: dict[str, list[Any]], runs: int) -> Iterator[dict[str, Any]]:
+def _grid(values: dict[str, Sequence[Any]], runs: int) -> Iterator[dict[str, Any]]:
     """Configurations in id order (the last parameter varies fastest), each ``runs`` times."""
     names = list(values)
-    for cid, combo in enumerate(itertools.product(*values.values())):
+    for cid, combo in enumerate(_product(list(values.values()))):
         for r in range(1, runs + 1):
             yield {**dict(zip(names, combo)), "id": cid, "run": r}
+
+
+def _product(axes: list[Sequence[Any]]) -> Iterator[tuple]:
+    """itertools.product without its copy of every axis (a range stays a range)."""
+    if not axes:
+        yield ()
+        return
+    *outer, last = axes
+    for prefix in _product(outer):
+        for value in last:
+            yield (*prefix, value)
 
 
 def _dtype_name(dtype: type | str) -> str:
@@ -763,6 +779,11 @@ def _count(spec: dict[str, Any]) -> int:
 
 
 def _values(spec: dict[str, Any], rng: random.Random) -> list[Any]:
+    return list(_axis(spec, rng))
+
+
+def _axis(spec: dict[str, Any], rng: random.Random) -> Sequence[Any]:
+    """A parameter's values in a grid: a ``range`` for an int range, else a list."""
     kind = spec["type"]
     if kind == "value":
         return [spec["value"]]
@@ -773,7 +794,9 @@ def _values(spec: dict[str, Any], rng: random.Random) -> list[Any]:
     low, high = spec["bounds"]
     cast = int if spec["dtype"] == "int" else float
     if type(low) is int and type(high) is int and type(spec["step"]) is int:
-        return list(map(cast, range(low, high, spec["step"])))  # exact already, and fast
+        if cast is int:
+            return range(low, high, spec["step"])  # exact, and no memory
+        return list(map(cast, range(low, high, spec["step"])))
     start, step = _exact(low), _exact(spec["step"])
     return [cast(start + i * step) for i in range(_range_count(low, high, spec["step"]))]
 
@@ -1263,7 +1286,7 @@ class _GridIndex:
     """
 
     def __init__(self, space: ParamSpace, runs: int, assume: dict[str, Any] | None = None):
-        self.values = space.grid_values()
+        self.values = space._grid_axes()
         self.names = list(self.values)
         self.size, self.runs, self.assume = space.size, runs, dict(assume or {})
         self._index: dict[str, dict[str, int]] | None = None
@@ -1277,7 +1300,7 @@ class _GridIndex:
         """The configuration id of these values, or None when they are not in the grid."""
         if self._index is None:  # value (as JSON, so 1 is not 1.0 and nan is nan) -> index
             self._index = {n: {_dumps(v): i for i, v in enumerate(vs)}
-                           for n, vs in self.values.items()}
+                           for n, vs in self.values.items() if not isinstance(vs, range)}
         params = {**self.assume, **params}
         if len(params) != len(self.names):
             return None
@@ -1285,10 +1308,14 @@ class _GridIndex:
         for name in self.names:
             if name not in params:
                 return None
-            i = self._index[name].get(_dumps(params[name]))
+            axis, value = self.values[name], params[name]
+            if isinstance(axis, range):  # an int range: arithmetic, no index
+                i = axis.index(value) if type(value) is int and value in axis else None
+            else:
+                i = self._index[name].get(_dumps(value))
             if i is None:
                 return None
-            cid = cid * len(self.values[name]) + i
+            cid = cid * len(axis) + i
         return cid
 
 
@@ -4606,7 +4633,7 @@ def _grid_tasks(grid: _GridIndex, ledger: _Ledger, retry_failed: bool,
     if config_ids is None:
         names = list(values)
         configs: Iterable[tuple[int, dict]] = enumerate(
-            dict(zip(names, combo)) for combo in itertools.product(*values.values()))
+            dict(zip(names, combo)) for combo in _product(list(values.values())))
         total = grid.size * runs - sum(ledger.codes.count(c) for c in done_codes)
         if not total:
             return iter(()), 0
@@ -5682,7 +5709,8 @@ def results(journal: str | os.PathLike, *, top: int | None = 20, sort: str | Non
     conditions = [_condition(w) for w in where]
     names = experiment.space.param_names()
     varying = _varying(experiment.space) if experiment.grid is not None else names
-    fixed = {n: experiment.space.grid_values()[n][0] for n in names if n not in varying}
+    axes = experiment.space._grid_axes()
+    fixed = {n: axes[n][0] for n in names if n not in varying}
     group = experiment.runs > 1 if group is None else group
     if experiment.grid is not None and not (conditions or statuses) and top and \
             sort not in (*names, *_RUN_FIELDS, "id", "run", "status"):
