@@ -1,6 +1,6 @@
 """Fault-injection and bad-input campaign for exp: is a finished run ever lost, does anything hang?
 
-    python stress/campaign.py --seed 1             # the full campaign (about 10-15 minutes on 2 cores)
+    python stress/campaign.py --seed 1             # the full campaign (about 20 minutes on 2 cores)
     python stress/campaign.py --seed 1 --quick     # a few kills, a few hundred fuzz cases (CI)
     python stress/campaign.py --seed 1 --only kill fuzz --json out.json
     python stress/campaign.py --seed 1 --only inrun streams longruns fresh dask bigjournal signals leftovers
