@@ -5837,7 +5837,7 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str | None, max
     """The best ``top`` configurations of a grid journal with repeats, ranked by the mean
     of a result over their runs, in two passes of flat memory: the first keeps each
     run's status, value and place in the journal (13 bytes a run), the second reads
-    the runs of the best only. Ranked as ``results`` ranks groups: by the mean of the
+    the runs of the best only, up to the last of them (by id, one pass). Ranked as ``results`` ranks groups: by the mean of the
     finite values, taken in journal order (the same float), ties by id,
     configurations without one last; a run journaled twice counts once. With no
     ``sort``, the first by id."""
@@ -5851,12 +5851,24 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str | None, max
     keys: dict[str, None] = {}
     scalar = False
     key = sort.removeprefix("result.") if sort is not None else None
+    # By id, the lines of the first ``top`` configurations seen so far are kept as
+    # they stream by (a max-heap of their ids): one pass.
+    firsts: dict[int, dict[int, tuple[int, bytes]]] = {}
+    heap: list[int] = []
     for n, (slot, code, line) in enumerate(_grid_records(experiment.path, grid,
                                                           experiment.current)):
         if slot is None:
             continue
         codes[slot], order[slot] = code, n
         if key is None:
+            cid = slot // runs
+            if cid in firsts:
+                firsts[cid][slot] = (n, line)
+            elif len(heap) < top or cid < -heap[0]:
+                firsts[cid] = {slot: (n, line)}
+                heapq.heappush(heap, -cid)
+                if len(heap) > top:
+                    del firsts[-heapq.heappop(heap)]
             continue
         result = _result_of(line)
         if type(result) is dict:
@@ -5889,7 +5901,10 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str | None, max
             yield (0, sign * _welford_mean(found), cid) if found else (2, 0.0, cid)
     best = [cid for *_, cid in heapq.nsmallest(top, ranked())]
     wanted, latest = set(best), {}
-    last = max((order[s] for cid in best for s in range(cid * runs, (cid + 1) * runs)
+    if key is None:  # read in the first pass
+        latest = {slot: seen for cid in best for slot, seen in firsts[cid].items()}
+        wanted = set()
+    last = max((order[s] for cid in wanted for s in range(cid * runs, (cid + 1) * runs)
                 if codes[s]), default=-1)
     for n, (slot, _, line) in enumerate(_grid_records(experiment.path, grid,
                                                        experiment.current)):
