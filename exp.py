@@ -4782,6 +4782,7 @@ def run_experiment(space: ParamSpace | str | os.PathLike, runnable: str, *,
                                    goal={"objective": objective, "maximize": maximize}
                                    if objective is not None else {})
         tables = _Tables(setup, grid, objective=objective, maximize=maximize)
+        tables.keep_records = bool(records)  # what the call returns anyway
         completed, progress = False, None
         try:
             tasks, total = _resume(journal, tables, retry_failed, config_ids)
@@ -4870,9 +4871,15 @@ class _Tables:
         self._csv_ok = False  # the journal held no run: the CSV can be written as they end
         self.changed = False  # a run ended, or the space changed, since the journal was opened
         self.journal_mtime = 0.0  # when the journal was last written before this session
+        self.keep_records = False  # the caller wants the records: keep them as they come
+        self.kept: dict[int, dict] | None = None  # by slot, when the journal started empty
 
     def start_csv(self) -> None:
+        """The journal holds no run: the CSV is written as runs end (and the records,
+        when wanted, are the ones that ended, not read back from the journal)."""
         self._csv_ok = True
+        if self.keep_records:
+            self.kept = {}
 
     def add(self, record: dict[str, Any]) -> None:
         self.changed = True
@@ -4880,19 +4887,21 @@ class _Tables:
         if slot is None:
             return
         code = _CODE[record["status"].encode()]
+        if self.kept is not None:
+            self.kept[slot] = record
         if self.ledger.set(slot, code):
             self._drop_csv()  # a run journaled twice: the CSV is written from the journal
         self.summary.add(slot, code, record, cid=record["id"])
         if self._csv_ok:
-            row = _row(record, self.grid.names)
             if self.csv is None:
                 keys = list(record["result"]) if isinstance(record["result"], dict) else None
                 try:
-                    self.csv = _CsvFile(self._csv_path(), _columns(self.grid.names, keys))
+                    self.csv = _CsvFile(self._csv_path(), _columns(self.grid.names, keys),
+                                        self.grid.names, keys)
                 except OSError:
                     self._csv_ok = False
                     return
-            if not self.csv.write(row):  # a column the first run did not have
+            if not self.csv.write_record(record):  # a column the first run did not have
                 self._drop_csv()
 
     def _csv_path(self) -> Path:
@@ -5012,8 +5021,12 @@ def _finish(setup: _Setup, journal: _Journal, progress: _Progress | None,
         pass
     if tables is not None:
         summary = tables.summary
-        records = Records._read(journal.path, tables.grid, tables.current()) \
-            if want and not failed else Records()
+        if not want or failed:
+            records = Records()
+        elif tables.kept is not None:  # a fresh journal: the runs that ended are its records
+            records = Records(tables.kept[k] for k in sorted(tables.kept))
+        else:
+            records = Records._read(journal.path, tables.grid, tables.current())
     else:  # an interrupted search is not read back: Ctrl-C ends at once at any size
         records = Records._read(journal.path) if not failed else Records()
         summary = _Summary(objective=objective, maximize=maximize, top=5 if rank else 0)
@@ -5272,9 +5285,13 @@ def _columns(param_names: Iterable[str], result_keys: Iterable[str] | None,
 class _CsvFile:
     """A CSV written row by row to a temporary file, in place once whole."""
 
-    def __init__(self, path: Path, columns: list[str]):
+    def __init__(self, path: Path, columns: list[str], names: Iterable[str] = (),
+                 keys: list[str] | None = None):
         import csv
         self.path, self.columns = path, columns
+        self.names, self.keys = list(names), keys  # the parameters and result keys it has
+        self._keyset = set(keys) if keys is not None else None
+        self._columnset = set(columns)
         self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         self._f = open(self.tmp, "w", newline="", encoding="utf-8", errors="backslashreplace")
         self._writer = csv.writer(self._f)
@@ -5282,9 +5299,32 @@ class _CsvFile:
 
     def write(self, row: dict[str, Any]) -> bool:
         """Write a row; False when it has a column the file has not (it is then unusable)."""
-        if len(row) > len(self.columns) and not row.keys() <= set(self.columns):
-            return False
+        columns = self._columnset
+        if any(k not in columns and v is not None for k, v in row.items()):
+            return False  # a value with no column (an empty one needs none)
         self._writer.writerow([_csv_text(row.get(c)) for c in self.columns])
+        return True
+
+    def write_record(self, record: dict[str, Any]) -> bool:
+        """write(_row(record)) without the dict, for the common record: a dict result
+        with the file's keys (or a scalar one), nothing reported in place of one."""
+        result = record.get("result")
+        if type(result) is dict:
+            if self._keyset is None or result.keys() != self._keyset:
+                return self.write(_row(record, self.names))
+            results = [_cell(result[k]) for k in self.keys]
+        elif self._keyset is not None or (result is None and record.get("reported")):
+            return self.write(_row(record, self.names))
+        else:
+            results = [_cell(result)]
+        params, error = record.get("params") or {}, record.get("error")
+        cells = [record["id"], record["run"], record["status"],
+                 *[_cell(params.get(n)) for n in self.names], *results,
+                 record.get("seconds"), record.get("step"),
+                 error.strip().splitlines()[-1] if error else None, record.get("start"),
+                 record.get("end"), record.get("worker"), record.get("gpu")]
+        self._writer.writerow(["" if v is None else ("true" if v else "false")
+                               if type(v) is bool else v for v in cells])
         return True
 
     def done(self) -> Path:

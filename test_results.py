@@ -241,6 +241,36 @@ def test_no_column_overwrites_another(tmp_path):
     assert list(csv.DictReader(open(tmp_path / "s.csv"))) == rows  # rewritten the same
 
 
+def test_the_csv_written_as_runs_end_equals_the_one_from_the_journal(tmp_path):
+    """The CSV of a fresh experiment is written row by row (a fast path for the usual
+    record); exp results --csv writes it from the journal: the two are the same bytes."""
+    write(tmp_path / "s.toml", '[x]\ntype = "range"\nbounds = [0, 12]\ndtype = "int"\n'
+                               '[tag]\ntype = "list"\nvalue = ["a", "b,c", "q\\"uote"]\n')
+    write(tmp_path / "job.py", """
+        import exp
+        def run(x, tag):
+            if x == 3:
+                raise ValueError("three\\nlines")
+            if x == 5:
+                exp.report(1, acc=0.5)
+                raise RuntimeError("after a report")
+            if x == 7:
+                return {"acc": 1.0, "flag": True}  # a key the first run did not have
+            return {"acc": x / 10, "flag": x % 2 == 0, "nested": {"t": tag}, "none": None}
+    """)
+    out = cli("run", "-p", "s.toml", "-m", "job.py", "-w", "2", "-q", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    out = cli("results", "s.jsonl", "--csv", "again.csv", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "s.csv").read_bytes() == (tmp_path / "again.csv").read_bytes()
+    write(tmp_path / "job.py", "def run(x, tag):\n    return x if x != 4 else None\n")
+    out = cli("run", "-p", "s.toml", "-m", "job.py", "-w", "2", "-q", "--name", "scalar",
+              cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    cli("results", "scalar.jsonl", "--csv", "scalar2.csv", cwd=tmp_path)
+    assert (tmp_path / "scalar.csv").read_bytes() == (tmp_path / "scalar2.csv").read_bytes()
+
+
 @pytest.mark.timeout(60)
 def test_dataframe_has_the_csv_columns(tmp_path):
     pandas = pytest.importorskip("pandas")
