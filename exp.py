@@ -5782,10 +5782,7 @@ def results(journal: str | os.PathLike, *, top: int | None = 20, sort: str | Non
         if top is not None and len(kept) > 2 * top + 100:  # keep the best, in flat memory
             kept.sort(key=lambda k: k[0])
             del kept[top:]
-    if objective is not None and (keys or scalar) and objective not in keys and \
-            not (objective == "value" and scalar):
-        what = f"result keys: {_quoted(keys)}" if keys else "the results are numbers, not dicts"
-        raise ExpError(f"--objective {objective!r}: no result has that key ({what})")
+    _check_objective(objective, keys, scalar)
     if group:
         rows = [_aggregate(g) for g in groups.values()]
         rows.sort(key=lambda r: _rank(r, sort, maximize, r["id"]))
@@ -5793,15 +5790,50 @@ def results(journal: str | os.PathLike, *, top: int | None = 20, sort: str | Non
     else:
         kept.sort(key=lambda k: k[0])
         rows = [row for _, row in kept]
+    _check_sort(sort, rows, names, keys)
+    rows = rows if top is None else rows[:top]
+    columns = _table_columns(rows, names, varying, group)
+    return Table(columns, rows, fixed, counts, shown, group, _notes(experiment))
+
+
+def _check_objective(objective: str | None, keys: dict[str, None], scalar: bool) -> None:
+    """An objective no result has is an error naming what the results have."""
+    if objective is not None and (keys or scalar) and objective not in keys and \
+            not (objective == "value" and scalar):
+        what = f"result keys: {_quoted(keys)}" if keys else "the results are numbers, not dicts"
+        raise ExpError(f"--objective {objective!r}: no result has that key ({what})")
+
+
+def _check_sort(sort: str | None, rows: list[dict], names: list[str],
+                keys: dict[str, None]) -> None:
     if sort is not None and rows and not any(_lookup(row, sort) is not None for row in rows):
         raise ExpError(f"--sort {sort!r}: no such column (parameters: {_quoted(names)}; result "
                        f"keys: {_quoted(keys) or 'none'}; or one of {_quoted(_RUN_FIELDS)})")
-    rows = rows if top is None else rows[:top]
-    columns = _table_columns(rows, names, varying, group)
-    notes = []
-    if experiment.running:
-        notes.append("the experiment is still running: this is what its journal holds now")
-    return Table(columns, rows, fixed, counts, shown, group, notes)
+
+
+def _notes(experiment: _Experiment) -> list[str]:
+    return ["the experiment is still running: this is what its journal holds now"] \
+        if experiment.running else []
+
+
+class _SortValue:
+    """The value of a journal line's result for a sort key, read without parsing the
+    line; and what the results held, for _check_objective and _check_sort."""
+
+    def __init__(self, sort: str | None):
+        self.sort = sort
+        self.key = sort.removeprefix("result.") if sort is not None else None
+        self.keys: dict[str, None] = {}  # of the dict results (the first 100 seen)
+        self.scalar = False  # some result is a number
+
+    def of(self, line: bytes) -> Any:
+        result = _result_of(line)
+        if type(result) is dict:
+            if len(self.keys) < 100:
+                self.keys.update(dict.fromkeys(result))
+            return result.get(self.key)
+        self.scalar = self.scalar or _is_number(result)
+        return result if self.sort in ("result", "value") else None
 
 
 def _top_of_grid(experiment: _Experiment, top: int, sort: str | None, maximize: bool,
@@ -5815,9 +5847,7 @@ def _top_of_grid(experiment: _Experiment, top: int, sort: str | None, maximize: 
     codes = bytearray(grid.size * grid.runs)
     heap: list[list] = []  # [-class, -value, -seq, slot (None once superseded), line]
     in_heap: dict[int, list] = {}
-    keys: dict[str, None] = {}
-    scalar = False
-    key = sort.removeprefix("result.") if sort is not None else None
+    sorting = _SortValue(sort)
     sign = -1.0 if maximize else 1.0
     cap = 2 * top + 100
     for seq, (slot, code, line) in enumerate(_grid_records(experiment.path, grid,
@@ -5831,14 +5861,7 @@ def _top_of_grid(experiment: _Experiment, top: int, sort: str | None, maximize: 
         if sort is None:
             cls, value = 0, float(slot)
         else:
-            result = _result_of(line)
-            if type(result) is dict:
-                if len(keys) < 100:
-                    keys.update(dict.fromkeys(result))
-                value = result.get(key)
-            else:
-                scalar = scalar or _is_number(result)
-                value = result if sort in ("result", "value") else None
+            value = sorting.of(line)
             if value is None or not _is_number(value) or value != value:
                 cls, value = 2, 0.0
             else:
@@ -5851,22 +5874,16 @@ def _top_of_grid(experiment: _Experiment, top: int, sort: str | None, maximize: 
                 dropped = heapq.heappop(heap)
                 if dropped[3] is not None:
                     in_heap.pop(dropped[3], None)
-    if objective is not None and (keys or scalar) and objective not in keys and \
-            not (objective == "value" and scalar):
-        what = f"result keys: {_quoted(keys)}" if keys else "the results are numbers, not dicts"
-        raise ExpError(f"--objective {objective!r}: no result has that key ({what})")
+    _check_objective(objective, sorting.keys, sorting.scalar)
     live = sorted((e for e in heap if e[3] is not None), reverse=True)[:top]
     rows = []
     for *_, slot, line in live:
         record = _loads(line)
         record["id"] = slot // grid.runs
         rows.append(_row(record, names))
-    if sort is not None and rows and not any(_lookup(r, sort) is not None for r in rows):
-        raise ExpError(f"--sort {sort!r}: no such column (parameters: {_quoted(names)}; result "
-                       f"keys: {_quoted(keys) or 'none'}; or one of {_quoted(_RUN_FIELDS)})")
+    _check_sort(sort, rows, names, sorting.keys)
     counts = {name: codes.count(code) for code, name in _STATUS_NAME.items()}
-    notes = ["the experiment is still running: this is what its journal holds now"] \
-        if experiment.running else []
+    notes = _notes(experiment)
     return Table(_table_columns(rows, names, varying, False), rows, fixed, counts,
                  len(codes) - codes.count(0), False, notes)
 
@@ -5888,9 +5905,7 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str | None, max
     codes = bytearray(grid.size * runs)
     values = array("d", [math.nan]) * len(codes)
     order = array("i", [0]) * len(codes)  # line of its latest record, for journal order
-    keys: dict[str, None] = {}
-    scalar = False
-    key = sort.removeprefix("result.") if sort is not None else None
+    sorting = _SortValue(sort)
     # By id, the lines of the first ``top`` configurations seen so far are kept as
     # they stream by (a max-heap of their ids): one pass.
     firsts: dict[int, dict[int, tuple[int, bytes]]] = {}
@@ -5900,7 +5915,7 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str | None, max
         if slot is None:
             continue
         codes[slot], order[slot] = code, n
-        if key is None:
+        if sort is None:
             cid = slot // runs
             if cid in firsts:
                 firsts[cid][slot] = (n, line)
@@ -5910,19 +5925,9 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str | None, max
                 if len(heap) > top:
                     del firsts[-heapq.heappop(heap)]
             continue
-        result = _result_of(line)
-        if type(result) is dict:
-            if len(keys) < 100:
-                keys.update(dict.fromkeys(result))
-            value = result.get(key)
-        else:
-            scalar = scalar or _is_number(result)
-            value = result if sort in ("result", "value") else None
+        value = sorting.of(line)
         values[slot] = value if _is_number(value) and math.isfinite(value) else math.nan
-    if objective is not None and (keys or scalar) and objective not in keys and \
-            not (objective == "value" and scalar):
-        what = f"result keys: {_quoted(keys)}" if keys else "the results are numbers, not dicts"
-        raise ExpError(f"--objective {objective!r}: no result has that key ({what})")
+    _check_objective(objective, sorting.keys, sorting.scalar)
     sign, shown = (-1.0 if maximize else 1.0), 0
 
     def ranked() -> Iterator[tuple[int, float, int]]:
@@ -5933,7 +5938,7 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str | None, max
             if codes[base:base + runs] == empty:
                 continue  # no run of it in the journal
             shown += 1
-            if key is None:
+            if sort is None:
                 yield 0, float(cid), cid
                 continue
             found = [values[s] for s in sorted(range(base, base + runs), key=order.__getitem__)
@@ -5941,7 +5946,7 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str | None, max
             yield (0, sign * _welford_mean(found), cid) if found else (2, 0.0, cid)
     best = [cid for *_, cid in heapq.nsmallest(top, ranked())]
     wanted, latest = set(best), {}
-    if key is None:  # read in the first pass
+    if sort is None:  # read in the first pass
         latest = {slot: seen for cid in best for slot, seen in firsts[cid].items()}
         wanted = set()
     last = max((order[s] for cid in wanted for s in range(cid * runs, (cid + 1) * runs)
@@ -5958,12 +5963,9 @@ def _top_groups_of_grid(experiment: _Experiment, top: int, sort: str | None, max
         record["id"] = slot // runs  # its id in the current space
         _gather(groups, _row(record, names))
     rows = [_aggregate(groups[cid]) for cid in best]
-    if sort is not None and rows and not any(_lookup(r, sort) is not None for r in rows):
-        raise ExpError(f"--sort {sort!r}: no such column (parameters: {_quoted(names)}; result "
-                       f"keys: {_quoted(keys) or 'none'}; or one of {_quoted(_RUN_FIELDS)})")
+    _check_sort(sort, rows, names, sorting.keys)
     counts = {name: codes.count(code) for code, name in _STATUS_NAME.items()}
-    notes = ["the experiment is still running: this is what its journal holds now"] \
-        if experiment.running else []
+    notes = _notes(experiment)
     return Table(_table_columns(rows, names, varying, True), rows, fixed, counts, shown,
                  True, notes)
 
