@@ -4460,17 +4460,23 @@ class _Setup(NamedTuple):
         return self.out / f"{self.name}.logs"
 
 
-def _prepare(space: ParamSpace | str | os.PathLike, runnable: str, *, workers: int | None,
-             gpus: Any, per_gpu: int, gpus_per_run: int, out: str | os.PathLike,
-             name: str | None, seed: int | None, cluster: str | None = None,
-             scheduler_file: str | None = None, cluster_security: str | None = None,
-             gpu_max_util: float = GPU_MAX_UTIL, gpu_max_mem: float = GPU_MAX_MEM) -> _Setup:
+def _space_of(space: ParamSpace | str | os.PathLike, seed: int | None) -> ParamSpace:
+    """The space a call names (a param file, or a ParamSpace), with ``seed`` if given."""
     if not isinstance(space, ParamSpace):
         space = ParamSpace(space, seed=seed)
     elif seed is not None:
         space.seed = seed
     if not space.params:
         raise ParamError("the space has no parameters", file=space.filename)
+    return space
+
+
+def _prepare(space: ParamSpace | str | os.PathLike, runnable: str, *, workers: int | None,
+             gpus: Any, per_gpu: int, gpus_per_run: int, out: str | os.PathLike,
+             name: str | None, seed: int | None, cluster: str | None = None,
+             scheduler_file: str | None = None, cluster_security: str | None = None,
+             gpu_max_util: float = GPU_MAX_UTIL, gpu_max_mem: float = GPU_MAX_MEM) -> _Setup:
+    space = _space_of(space, seed)
     target = _parse_runnable(runnable)
     _check_signature(target, space.param_names())
     remote = None
@@ -4688,12 +4694,7 @@ def plan(space: ParamSpace | str | os.PathLike, *, runs: int = 1, seed: int | No
     (if any) without changing it: the same values, the same seed."""
     if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
         raise ExpError(f"runs must be >= 1, got {runs}")
-    if not isinstance(space, ParamSpace):
-        space = ParamSpace(space, seed=seed)
-    elif seed is not None:
-        space.seed = seed
-    if not space.params:
-        raise ParamError("the space has no parameters", file=space.filename)
+    space = _space_of(space, seed)
     name = name or (Path(space.filename).stem if space.filename else "exp")
     _check_name(name)
     path = Path(out) / f"{name}.jsonl"
